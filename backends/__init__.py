@@ -1,0 +1,58 @@
+"""One module per framework, all implementing the contract in :mod:`backends.contract`.
+
+Backends are found by name and imported lazily: listing them imports no framework. Besides the built-in
+table below, a user adds a framework without editing arraybench, through either
+
+- the entry-point group ``arraybench.backends`` (``name = "package.module:BackendClass"`` in their
+  package's metadata), or
+- the environment variable ``ARRAYBENCH_BACKENDS=module:Class[,module:Class...]`` for a module on the
+  Python path; the backend's ``name`` attribute is its name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from importlib.metadata import entry_points
+
+from backends.contract import Backend, BackendUnavailable
+
+BUILTIN = {
+    "numpy": "backends.numpy_backend:NumpyBackend",
+    "torch": "backends.torch_backend:TorchBackend",
+    "jax": "backends.jax_backend:JaxBackend",
+}
+"""Backend name -> ``module:Class`` of the built-in frameworks, in report order."""
+
+ENTRY_POINT_GROUP = "arraybench.backends"
+ENV_VARIABLE = "ARRAYBENCH_BACKENDS"
+
+
+def _import(target: str) -> type[Backend]:
+    module_name, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def registry() -> dict[str, str]:
+    """Every known backend name -> ``module:Class``: built-in, then entry points, then the environment."""
+    table = dict(BUILTIN)
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        table[entry.name] = entry.value
+    for target in filter(None, (t.strip() for t in os.environ.get(ENV_VARIABLE, "").split(","))):
+        if ":" not in target:
+            raise ValueError(f"{ENV_VARIABLE} entries must look like module:Class, got {target!r}")
+        table[_import(target).name] = target
+    return table
+
+
+def load_backend(name: str) -> Backend:
+    """An instance of backend ``name``; raises :class:`BackendUnavailable` with the reason if it cannot run.
+
+    Raises ``KeyError`` for a name that no backend has.
+    """
+    target = registry()[name]
+    try:
+        cls = _import(target)
+    except ImportError as error:
+        raise BackendUnavailable(f"cannot import {target}: {error}") from error
+    return cls()

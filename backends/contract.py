@@ -1,0 +1,173 @@
+"""The fit-sin-with-cubic contract that every backend implements.
+
+The workload is the warm-up of PyTorch's "Learning PyTorch with Examples": fit ``y = sin(x)`` on
+``x = linspace(-pi, pi, n)`` with ``a + b x + c x^2 + d x^3`` by plain gradient descent on the summed
+squared error, computing the loss at every iteration and logging it every ``log_interval`` iterations.
+
+Design rules (after einops' ``_backends.py`` and Keras' backend constants):
+
+- A backend is a subclass of :class:`Backend`. Its framework is imported in ``__init__`` and nowhere at
+  module level, so listing backends costs nothing and a missing framework costs nothing until used.
+- What a backend offers is declared as data (``variants``), not discovered by catching exceptions; what it
+  cannot do *here* (no package, no GPU, no compiler) is reported as a reason string.
+- A run is split into :meth:`Backend.prepare` (builds x, y and the initial weights on the device; not
+  timed) and the :data:`Fit` it returns (timed: runs every iteration, ends synchronised, returns host
+  values). Every fit starts from the same initial weights, so a prepared fit can be called repeatedly.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+GRADS = ("manual", "autodiff")
+"""``manual``: the tutorial's hand-written backward pass. ``autodiff``: the framework's own."""
+
+MODES = ("eager", "jit-step", "jit-loop")
+"""``eager``: op by op. ``jit-step``: one compiled call per iteration, driven by a Python loop.
+``jit-loop``: the whole fit is one compiled call (or one captured graph)."""
+
+DEVICES = ("cpu", "gpu")
+"""``gpu`` means a CUDA device, whatever the framework calls it."""
+
+DTYPES = ("float32", "float64")
+
+TUTORIAL_SIZE = 2000
+TUTORIAL_LEARNING_RATE = 1e-6
+
+
+def default_learning_rate(n: int) -> float:
+    """The tutorial's 1e-6 scaled by 2000 / n.
+
+    The loss is a *sum* over n points, so its curvature (and the largest stable step) grows with n: the
+    tutorial's fixed 1e-6 diverges beyond roughly n = 7,000. Scaling by 2000 / n keeps every size on the
+    tutorial's trajectory (at n = 2000 it is exactly 1e-6).
+    """
+    return TUTORIAL_LEARNING_RATE * TUTORIAL_SIZE / n
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One instance of the workload: what to fit and for how long."""
+
+    n: int = TUTORIAL_SIZE
+    iterations: int = 2000
+    dtype: str = "float64"
+    learning_rate: float | None = None
+    """``None`` means :func:`default_learning_rate` of ``n``."""
+    seed: int = 0
+    log_interval: int = 100
+
+    def __post_init__(self) -> None:
+        if self.n < 4:
+            raise ValueError(f"n must be at least 4 (four coefficients), got {self.n}")
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be at least 1, got {self.iterations}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.learning_rate is not None and not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning rate must be a positive number, got {self.learning_rate}")
+        if self.log_interval < 1:
+            raise ValueError(f"log interval must be at least 1, got {self.log_interval}")
+
+    @property
+    def lr(self) -> float:
+        """The learning rate in use."""
+        return default_learning_rate(self.n) if self.learning_rate is None else self.learning_rate
+
+    def is_logged(self, t: int) -> bool:
+        """Whether the tutorial prints the loss of iteration ``t`` (t % 100 == 99)."""
+        return t % self.log_interval == self.log_interval - 1
+
+    @property
+    def logged_iterations(self) -> list[int]:
+        """The iterations whose loss the fit returns, in order."""
+        return list(range(self.log_interval - 1, self.iterations, self.log_interval))
+
+    def initial_weights(self) -> np.ndarray:
+        """a, b, c, d drawn in float64 from ``default_rng(seed)``, then cast to the problem's dtype."""
+        return np.random.default_rng(self.seed).standard_normal(4).astype(self.dtype)
+
+    def x_and_y(self) -> tuple[np.ndarray, np.ndarray]:
+        """x = linspace(-pi, pi, n) and y = sin(x), on the host, in the problem's dtype."""
+        x = np.linspace(-math.pi, math.pi, self.n, dtype=self.dtype)
+        return x, np.sin(x)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What a fit returns, as host floats.
+
+    ``final_loss`` is the loss of the last iteration (computed, as in the tutorial, before that
+    iteration's update); ``weights`` are a, b, c, d after the last update.
+    """
+
+    weights: tuple[float, float, float, float]
+    final_loss: float
+    logged_losses: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A way to run the fit: how gradients are computed and how the loop is compiled."""
+
+    grad: str
+    mode: str
+
+    def __str__(self) -> str:
+        return f"{self.grad}/{self.mode}"
+
+
+Fit = Callable[[], FitResult]
+"""A prepared fit: each call runs every iteration from the initial weights and returns host values."""
+
+
+class BackendUnavailable(RuntimeError):
+    """Raised by a backend's ``__init__`` when its framework cannot be used here; the message is the reason."""
+
+
+class Backend(ABC):
+    """One framework's implementation of the fit."""
+
+    name: ClassVar[str]
+    """Short name used on the command line and in every CSV (``numpy``, ``torch``, ...)."""
+    variants: ClassVar[tuple[Variant, ...]]
+    """Every (grad, mode) this backend implements on some device."""
+
+    @abstractmethod
+    def version(self) -> str:
+        """The framework's version string."""
+
+    def devices(self) -> tuple[str, ...]:
+        """The devices this backend can use on this machine."""
+        return ("cpu",)
+
+    def unavailable_reason(self, variant: Variant, device: str) -> str | None:
+        """Why ``variant`` cannot run on ``device`` here, or ``None`` when it can."""
+        if variant not in self.variants:
+            return f"{self.name} does not implement {variant}"
+        if device not in self.devices():
+            return f"{self.name} has no {device} device here"
+        return None
+
+    def describe(self) -> dict[str, str]:
+        """Facts about the framework worth recording beside its numbers (threads, BLAS, device names)."""
+        return {}
+
+    @abstractmethod
+    def prepare(self, problem: Problem, variant: Variant, device: str) -> Fit:
+        """Build x, y and the initial weights on ``device`` and return the fit to time."""
+
+
+def make_result(weights, final_loss, logged_losses) -> FitResult:
+    """A :class:`FitResult` from framework scalars (anything ``float()`` accepts)."""
+    return FitResult(
+        weights=tuple(float(w) for w in weights),  # type: ignore[arg-type]
+        final_loss=float(final_loss),
+        logged_losses=[float(v) for v in logged_losses],
+    )
