@@ -17,6 +17,8 @@ from importlib.metadata import entry_points
 
 from backends.contract import Backend, BackendUnavailable
 
+__all__ = ["BUILTIN", "Backend", "BackendUnavailable", "backend_class", "load_backend", "registry"]
+
 BUILTIN = {
     "numpy": "backends.numpy_backend:NumpyBackend",
     "torch": "backends.torch_backend:TorchBackend",
@@ -45,14 +47,11 @@ def registry() -> dict[str, str]:
     return table
 
 
-def load_backend(name: str) -> Backend:
-    """An instance of backend ``name``; raises :class:`BackendUnavailable` with the reason if it cannot run.
+def backend_class(name: str) -> type[Backend]:
+    """The class of backend ``name``, without importing its framework. ``KeyError`` for an unknown name."""
+    return _import(registry()[name])
 
-    Raises ``KeyError`` for a name that no backend has.
-    """
-    target = registry()[name]
-    try:
-        cls = _import(target)
-    except ImportError as error:
-        raise BackendUnavailable(f"cannot import {target}: {error}") from error
-    return cls()
+
+def load_backend(name: str) -> Backend:
+    """An instance of backend ``name``; raises :class:`BackendUnavailable` with the reason if it cannot run."""
+    return backend_class(name)()

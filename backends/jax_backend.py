@@ -14,6 +14,7 @@ for it. x, y and the weights are placed on the device in ``prepare``; the fit en
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager
 
 from backends.contract import Backend, BackendUnavailable, Fit, FitResult, Problem, Variant, make_result
@@ -52,7 +53,10 @@ class JaxBackend(Backend):
         return super().unavailable_reason(variant, device)
 
     def describe(self) -> dict[str, str]:
-        return {"jax_devices": ", ".join(str(d) for d in self.jax.devices())}
+        return {
+            "jax_devices": ", ".join(str(d) for d in self.jax.devices()),
+            "xla_flags": os.environ.get("XLA_FLAGS", "(none: XLA sizes its pool to the cores it may use)"),
+        }
 
     def x64(self, problem: Problem) -> AbstractContextManager:
         """JAX's float64 switch, scoped to this problem."""

@@ -55,7 +55,10 @@ class TorchBackend(Backend):
 
     def describe(self) -> dict[str, str]:
         torch = self.torch
-        facts = {"torch_threads": str(torch.get_num_threads()), "torch_interop_threads": str(torch.get_num_interop_threads())}
+        facts = {
+            "torch_threads": str(torch.get_num_threads()),
+            "torch_interop_threads": str(torch.get_num_interop_threads()),
+        }
         if torch.cuda.is_available():
             facts["torch_cuda"] = f"{torch.cuda.get_device_name(0)}, CUDA {torch.version.cuda}"
         return facts

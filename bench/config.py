@@ -1,0 +1,119 @@
+"""What a sweep runs: configurations, presets, and the grid they expand to."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+from backends.contract import DEVICES, DTYPES, GRADS, MODES, Problem, Variant
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One timed point of a sweep: a backend's variant on a device, for one problem."""
+
+    backend: str
+    grad: str
+    mode: str
+    device: str
+    dtype: str
+    n: int
+    iterations: int
+    learning_rate: float | None
+    seed: int
+    threads: int
+
+    @property
+    def variant(self) -> Variant:
+        return Variant(self.grad, self.mode)
+
+    @property
+    def problem(self) -> Problem:
+        return Problem(self.n, self.iterations, self.dtype, self.learning_rate, self.seed)
+
+    @property
+    def key(self) -> tuple:
+        """What identifies a configuration within a run (used to resume and to compare runs)."""
+        return (self.backend, self.grad, self.mode, self.device, self.dtype, self.n, self.iterations)
+
+    def label(self) -> str:
+        return f"{self.backend} {self.grad}/{self.mode} {self.device} {self.dtype} n={self.n} it={self.iterations}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Defaults for a sweep. ``points`` pairs sizes with iteration counts; ``budget_s`` caps timed repeats."""
+
+    points: tuple[tuple[int, int], ...]
+    repeats: int
+    budget_s: float
+    timeout_s: float
+
+
+PRESETS = {
+    # Finishes in a few minutes on 2 cores: 4 decades of n, the tutorial's own point (2000 x 2000), and
+    # 200 iterations elsewhere (20 at 10^6, where NumPy's x ** 3 alone costs milliseconds per iteration).
+    "quick": Preset(
+        points=((1_000, 200), (2_000, 200), (2_000, 2_000), (10_000, 200), (100_000, 200), (1_000_000, 20)),
+        repeats=5,
+        budget_s=3.0,
+        timeout_s=180.0,
+    ),
+    "full": Preset(
+        points=(
+            *((n, it) for n in (100, 1_000, 10_000, 100_000) for it in (200, 2_000)),
+            *((1_000_000, 200), (1_000_000, 2_000), (10_000_000, 20), (10_000_000, 200)),
+        ),
+        repeats=7,
+        budget_s=30.0,
+        timeout_s=1_200.0,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Everything ``bench run`` was asked to do, validated."""
+
+    backends: tuple[str, ...]
+    grads: tuple[str, ...] = GRADS
+    modes: tuple[str, ...] = MODES
+    devices: tuple[str, ...] = DEVICES
+    dtypes: tuple[str, ...] = DTYPES
+    points: tuple[tuple[int, int], ...] = PRESETS["quick"].points
+    repeats: int = 5
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    seed: int = 0
+    learning_rate: float | None = None
+    budget_s: float = PRESETS["quick"].budget_s
+    timeout_s: float = PRESETS["quick"].timeout_s
+
+    def configurations(self, variants: dict[str, tuple[Variant, ...]]) -> list[Configuration]:
+        """The grid, in run order: grouped by (backend, device), then dtype, variant, size.
+
+        ``variants`` maps each backend to the variants it implements; combinations a backend does not
+        implement at all (NumPy has no autodiff) are not configurations and are left out.
+        """
+        return [
+            Configuration(
+                backend,
+                v.grad,
+                v.mode,
+                device,
+                dtype,
+                n,
+                iterations,
+                self.learning_rate,
+                self.seed,
+                self.threads,
+            )
+            for backend in self.backends
+            for device in self.devices
+            for dtype in self.dtypes
+            for v in variants[backend]
+            if v.grad in self.grads and v.mode in self.modes
+            for n, iterations in self.points
+        ]

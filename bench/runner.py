@@ -1,0 +1,288 @@
+"""The runner: drives a sweep through worker processes and appends every finished configuration to disk.
+
+Frameworks never share a timing process: each (backend, device) group runs in its own fresh worker, and a
+worker that hangs (killed after the timeout) or crashes is replaced by a fresh one for the rest of the
+group. Each configuration's rows are written as soon as it finishes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import Counter
+from itertools import groupby
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from backends import backend_class
+from backends.contract import FitResult
+from backends.reference import loss_relative_error, reference_fit, relative_error
+from bench import results
+from bench.config import Configuration, Sweep
+from bench.stats import summarise
+
+BYTES_PER_ELEMENT = 12
+"""Arrays of n elements alive at once in the tutorial loop (x, y, y_pred, y_pred - y, its gradient, x**2,
+x**3 and their products, plus framework temporaries), a deliberately generous count for the memory check."""
+
+
+def worker_environment(threads: int) -> dict[str, str]:
+    """The environment a worker starts with: every framework's thread knobs set to ``threads``."""
+    env = dict(os.environ)
+    for knob in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        env[knob] = str(threads)
+    env["ARRAYBENCH_THREADS"] = str(threads)
+    if threads == 1:
+        env["XLA_FLAGS"] = (
+            f"{env.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1".strip()
+        )
+    env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # JAX must not grab 75% of a shared GPU
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class WorkerFailure(RuntimeError):
+    """The worker hung (``status = "timeout"``) or died (``status = "failed"``)."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class WorkerProcess:
+    """One ``python -m bench.worker`` child: send a request, wait for its reply, within a timeout."""
+
+    def __init__(self, threads: int) -> None:
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the worker)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+            env=worker_environment(threads), text=True, start_new_session=True,
+        )  # fmt: skip
+        self.replies: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:  # type: ignore[union-attr]
+            self.replies.put(line)
+        self.replies.put(None)
+
+    def request(self, message: dict, timeout_s: float) -> dict:
+        """Send one request and return the reply; raise :class:`WorkerFailure` on a hang or a crash."""
+        try:
+            self.process.stdin.write(json.dumps(message) + "\n")  # type: ignore[union-attr]
+            self.process.stdin.flush()  # type: ignore[union-attr]
+            line = self.replies.get(timeout=timeout_s)
+        except queue.Empty:
+            self.kill()
+            raise WorkerFailure(
+                "timeout", f"no result within the {timeout_s:g} s timeout; the worker was killed"
+            ) from None
+        except BrokenPipeError:
+            line = None
+        if line is None:
+            raise WorkerFailure("failed", self._death())
+        return json.loads(line)
+
+    def _death(self) -> str:
+        """How the worker died, with the tail of its error output."""
+        code = self.process.wait()
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+        if code == -signal.SIGKILL:
+            how += " (possibly the out-of-memory killer)"
+        self.stderr.seek(0)
+        tail = " | ".join(self.stderr.read().decode(errors="replace").strip().splitlines()[-3:])
+        return f"worker {how}" + (f": {tail}" if tail else "")[:600]
+
+    def kill(self) -> None:
+        """Kill the worker and anything it started."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def close(self) -> None:
+        """End the worker normally (closing stdin ends its loop)."""
+        try:
+            self.process.stdin.close()  # type: ignore[union-attr]
+            self.process.wait(timeout=30)
+        except (subprocess.TimeoutExpired, BrokenPipeError):
+            self.kill()
+
+
+def memory_shortfall(config: Configuration) -> str | None:
+    """A reason to skip ``config`` when its arrays cannot fit in free host memory, else None."""
+    if config.device != "cpu":
+        return None
+    need = config.n * np.dtype(config.dtype).itemsize * BYTES_PER_ELEMENT
+    free = psutil.virtual_memory().available
+    if need > 0.8 * free:
+        return f"needs about {need / 2**30:.1f} GiB of host memory, {free / 2**30:.1f} GiB free"
+    return None
+
+
+def config_columns(config: Configuration, run_id: str, host: str, status: str, reason: str, version: str) -> dict:
+    """The columns every row of raw.csv and summary.csv carries."""
+    return {
+        "run_id": run_id, "backend": config.backend, "grad": config.grad, "mode": config.mode,
+        "device": config.device, "dtype": config.dtype, "n": config.n, "iterations": config.iterations,
+        "learning_rate": config.problem.lr, "seed": config.seed, "threads": config.threads,
+        "status": status, "reason": reason, "backend_version": version, "host": host,
+    }  # fmt: skip
+
+
+def first_divergence(config: Configuration, result: FitResult) -> str | None:
+    """The reason text for a loss that became NaN or infinite, or None."""
+    problem = config.problem
+    for t, loss in zip(problem.logged_iterations, result.logged_losses, strict=True):
+        if not math.isfinite(loss):
+            return (
+                f"loss is {loss} at logged iteration {t} (learning rate {problem.lr:g} is too large for n={config.n})"
+            )
+    if not math.isfinite(result.final_loss) or not all(map(math.isfinite, result.weights)):
+        return f"loss or weights non-finite at the last iteration ({config.iterations - 1})"
+    return None
+
+
+def rows_for(config: Configuration, reply: dict, run_id: str, host: str) -> dict[str, list[dict]]:
+    """The raw, summary and loss rows of one configuration, with its check against the reference."""
+    version = reply.get("backend_version", "")
+    if reply["status"] != "ran":
+        base = config_columns(config, run_id, host, reply["status"], reply.get("reason", ""), version)
+        return {"summary": [base], "raw": [], "losses": []}
+
+    result = FitResult(tuple(reply["weights"]), reply["final_loss"], reply["logged_losses"])  # type: ignore[arg-type]
+    reference = reference_fit(config.problem)
+    status, reason = "ok", ""
+    rel_err = loss_err = math.nan
+    if divergence := first_divergence(config, result):
+        status, reason = "diverged", divergence
+    else:
+        rel_err = relative_error(result, reference)
+        loss_err = loss_relative_error(result, reference)
+        tolerance = results.TOLERANCE[config.dtype]
+        if not (rel_err <= tolerance and loss_err <= tolerance):
+            status = "mismatch"
+            reason = (
+                f"disagrees with the exact reference: weights {rel_err:.2e}, losses {loss_err:.2e}"
+                f" (tolerance {tolerance:g})"
+            )
+
+    base = config_columns(config, run_id, host, status, reason, version)
+    stats = summarise(reply["samples_s"], config.iterations)
+    a, b, c, d = result.weights
+    summary = {
+        **base, **stats,
+        "first_call_s": reply["first_call_s"], "compile_s": reply["first_call_s"] - stats["median_s"],
+        "final_loss": result.final_loss, "a": a, "b": b, "c": c, "d": d,
+        "ref_rel_err": rel_err, "ref_ok": status == "ok", "loss_rel_err": loss_err,
+        "threads_used": reply["threads_used"], "note": reply["note"],
+    }  # fmt: skip
+    raw = [{**base, "repeat": i, "seconds": s} for i, s in enumerate(reply["samples_s"])]
+    key = {k: summary[k] for k in ("run_id", *results.KEY_COLUMNS)}
+    losses = [
+        {**key, "iteration": t, "loss": got, "reference_loss": want}
+        for t, got, want in zip(
+            config.problem.logged_iterations, result.logged_losses, reference.logged_losses, strict=True
+        )
+    ]
+    return {"summary": [summary], "raw": raw, "losses": losses}
+
+
+def write_rows(folder: Path, rows: dict[str, list[dict]]) -> None:
+    """Append one configuration's rows: raw and losses first, summary last (it marks the configuration done)."""
+    for kind in ("raw", "losses", "summary"):
+        results.append_rows(folder, kind, rows[kind])
+
+
+class Sweeper:
+    """Runs the configurations of a sweep, group by group, and reports progress."""
+
+    def __init__(self, sweep: Sweep, folder: Path, run_id: str, host: str, progress) -> None:
+        self.sweep, self.folder, self.run_id, self.host, self.progress = sweep, folder, run_id, host, progress
+        self.statuses: Counter[str] = Counter()
+        self.oom_at: dict[tuple, int] = {}
+        self.worker_facts: dict[str, str] = {}
+        self.worker: WorkerProcess | None = None
+
+    def run(self, configs: list[Configuration]) -> Counter[str]:
+        for _, group in groupby(configs, key=lambda c: (c.backend, c.device)):
+            try:
+                for config in group:
+                    self._one(config)
+            except BaseException:
+                self._drop_worker(kill=True)
+                raise
+            self._drop_worker(kill=False)
+        return self.statuses
+
+    def _drop_worker(self, kill: bool) -> None:
+        if self.worker is not None:
+            self.worker.kill() if kill else self.worker.close()
+            self.worker = None
+
+    def _one(self, config: Configuration) -> None:
+        """Run one configuration in the group's worker (started afresh after a hang or crash); write its rows."""
+        self.progress.start(config)
+        variant_key = (config.backend, config.grad, config.mode, config.device, config.dtype)
+        skip = memory_shortfall(config)
+        if variant_key in self.oom_at and config.n >= self.oom_at[variant_key]:
+            skip = f"n={self.oom_at[variant_key]} of this variant already ran out of memory"
+        if skip:
+            reply = {"status": "skipped", "reason": skip}
+        else:
+            self.worker = self.worker or WorkerProcess(config.threads)
+            message = {
+                "configuration": config.to_dict(),
+                "repeats": self.sweep.repeats,
+                "budget_s": self.sweep.budget_s,
+            }
+            try:
+                reply = self.worker.request(message, self.sweep.timeout_s)
+            except WorkerFailure as failure:
+                reply, self.worker = {"status": failure.status, "reason": str(failure)}, None
+        if reply["status"] == "oom":
+            self.oom_at[variant_key] = config.n
+        if reply.get("threads_used"):
+            self.worker_facts[f"{config.backend}/{config.device}"] = reply["threads_used"]
+        rows = rows_for(config, reply, self.run_id, self.host)
+        write_rows(self.folder, rows)
+        summary = rows["summary"][0]
+        self.statuses[summary["status"]] += 1
+        self.progress.finish(config, summary)
+
+
+def plan(sweep: Sweep) -> list[Configuration]:
+    """Every configuration of ``sweep``, from the variants each backend declares."""
+    return sweep.configurations({name: backend_class(name).variants for name in sweep.backends})
+
+
+def done_keys(folder: Path) -> set[tuple]:
+    """Keys of the configurations already in the folder's summary.csv (for ``--resume``).
+
+    Rows of raw.csv and losses.csv whose configuration never reached summary.csv (the runner was stopped
+    between the writes) are dropped, so that the resumed run repeats them cleanly.
+    """
+    summary_path = folder / results.FILES["summary"]
+    if not summary_path.exists():
+        for kind in ("raw", "losses"):
+            (folder / results.FILES[kind]).unlink(missing_ok=True)
+        return set()
+    summary = results.read_csv(summary_path)
+    keys = set(summary[results.KEY_COLUMNS].itertuples(index=False, name=None))
+    for kind in ("raw", "losses"):
+        path = folder / results.FILES[kind]
+        if path.exists() and path.stat().st_size:
+            frame = results.read_csv(path, kind)
+            keep = [key in keys for key in frame[results.KEY_COLUMNS].itertuples(index=False, name=None)]
+            frame[keep].to_csv(path, index=False)
+    return keys

@@ -1,0 +1,112 @@
+"""The worker process: times configurations of one (backend, device) group, one JSON line at a time.
+
+The runner starts ``python -m bench.worker`` with the thread settings already in its environment (see
+:func:`bench.runner.worker_environment`), so they are in force before any framework is imported. The
+worker pins itself to that many cores, then reads one configuration per line on stdin and answers one
+JSON line per configuration on a private copy of stdout; anything a framework prints goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from typing import TextIO
+
+from backends import load_backend
+from backends.contract import Backend, BackendUnavailable, Problem
+from bench.config import Configuration
+from bench.timing import measure
+
+WARM_UP_PROBLEM = {"n": 16, "iterations": 2}
+"""Before its first configuration of each variant and dtype, the worker runs that variant once on this tiny
+problem, untimed, so one-time costs of the process (loading a compiler, building its caches) are not charged
+to the first size measured; ``first_call_s`` then measures what a new shape costs."""
+
+
+def pin_threads(threads: int) -> None:
+    """Restrict this process to ``threads`` cores, so every framework gets the same share of the machine."""
+    if hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, cores[: max(1, threads)])
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is a framework's out-of-memory error (host or device)."""
+    text = f"{type(error).__name__} {error}".lower()
+    return isinstance(error, MemoryError) or "out of memory" in text or "resource_exhausted" in text
+
+
+class Worker:
+    """Keeps the loaded backends and the warmed-up variants of this process."""
+
+    def __init__(self) -> None:
+        self.backends: dict[str, Backend | str] = {}
+        self.warmed: set[tuple] = set()
+
+    def backend(self, name: str) -> Backend | str:
+        """The loaded backend, or the reason it cannot be loaded."""
+        if name not in self.backends:
+            try:
+                self.backends[name] = load_backend(name)
+            except BackendUnavailable as error:
+                self.backends[name] = str(error)
+        return self.backends[name]
+
+    def run(self, request: dict) -> dict:
+        """Time one configuration; the reply holds raw facts, which the runner checks and summarises."""
+        config = Configuration(**request["configuration"])
+        backend = self.backend(config.backend)
+        if isinstance(backend, str):
+            return {"status": "skipped", "reason": backend}
+        reply: dict = {"backend_version": backend.version()}
+        reason = backend.unavailable_reason(config.variant, config.device)
+        if reason:
+            return {**reply, "status": "skipped", "reason": reason}
+        try:
+            warm_key = (config.grad, config.mode, config.device, config.dtype)
+            if warm_key not in self.warmed:
+                tiny = Problem(dtype=config.dtype, seed=config.seed, **WARM_UP_PROBLEM)
+                backend.prepare(tiny, config.variant, config.device)()
+                self.warmed.add(warm_key)
+            fit = backend.prepare(config.problem, config.variant, config.device)
+            measurement = measure(fit, request["repeats"], request["budget_s"])
+        except Exception as error:
+            status = "oom" if is_out_of_memory(error) else "failed"
+            last_line = (str(error).strip().splitlines() or [""])[-1]
+            return {**reply, "status": status, "reason": f"{type(error).__name__}: {last_line}"[:500],
+                    "traceback": traceback.format_exc()[-2000:]}  # fmt: skip
+        facts = {"cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+        facts.update(backend.describe())
+        return {
+            **reply,
+            "status": "ran",
+            "first_call_s": measurement.first_call_s,
+            "samples_s": measurement.samples_s,
+            "note": measurement.note,
+            "weights": list(measurement.result.weights),
+            "final_loss": measurement.result.final_loss,
+            "logged_losses": measurement.result.logged_losses,
+            "threads_used": "; ".join(f"{k}={v}" for k, v in facts.items()),
+        }
+
+
+def serve(requests: TextIO, replies: TextIO) -> None:
+    """Answer each request line with one reply line until stdin closes."""
+    worker = Worker()
+    for line in requests:
+        if line.strip():
+            replies.write(json.dumps(worker.run(json.loads(line))) + "\n")
+            replies.flush()
+
+
+def main() -> None:
+    pin_threads(int(os.environ.get("ARRAYBENCH_THREADS", os.cpu_count() or 1)))
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # framework chatter must not corrupt the protocol
+    serve(sys.stdin, replies)
+
+
+if __name__ == "__main__":
+    main()
