@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 
@@ -73,8 +74,15 @@ def positive_number(text: str) -> float:
     return value
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors turned into one-line :class:`UsageError`s."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m bench", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="time a sweep and write a run folder under results/")

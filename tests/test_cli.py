@@ -1,0 +1,117 @@
+"""The command line: what it accepts and rejects, and what a tiny real sweep writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import results
+from bench.cli import main
+from bench.stats import summarise
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--backends", "numpy,tensorflow", "unknown backend tensorflow; choose from numpy, torch, jax"),
+        ("--grads", "symbolic", "unknown grad symbolic; choose from manual, autodiff"),
+        ("--modes", "aot", "unknown mode aot"),
+        ("--devices", "tpu", "unknown device tpu; choose from cpu, gpu"),
+        ("--dtypes", "float16", "unknown dtype float16"),
+        ("--sizes", "1000,0", "a size must be a whole number of at least 4, got '0'"),
+        ("--sizes", "-5", "a size must be a whole number"),
+        ("--sizes", "1.5", "a size must be a whole number"),
+        ("--iterations", "ten", "an iteration count must be a whole number of at least 1, got 'ten'"),
+        ("--repeats", "0", "repeats must be a whole number of at least 1"),
+        ("--learning-rate", "-1e-6", "the learning rate must be a positive number"),
+        ("--learning-rate", "fast", "the learning rate must be a positive number"),
+        ("--preset", "huge", "invalid choice: 'huge'"),
+    ],
+)
+def test_bad_options_get_one_line_and_exit_2(tmp_path: Path, capsys, option: str, value: str, message: str) -> None:
+    out = tmp_path / "run"
+    assert main(["run", f"{option}={value}", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not out.exists()
+
+
+def test_existing_output_folder_is_refused(tmp_path: Path, capsys) -> None:
+    (tmp_path / "run").mkdir()
+    assert main(["run", "--out", str(tmp_path / "run")]) == 2
+    assert "exists already" in capsys.readouterr().err
+
+
+def test_sizes_accept_readable_spellings(tmp_path: Path) -> None:
+    from bench.cli import build_parser, sweep_from
+
+    args = build_parser().parse_args(["run", "--sizes", "1e3,10_000", "--iterations", "200"])
+    assert sweep_from(args).points == ((1000, 200), (10_000, 200))
+
+
+def test_tiny_sweep_writes_every_file_with_the_documented_columns(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("ARRAYBENCH_BACKENDS", "tests.missing_backend:MissingFramework")
+    out = tmp_path / "run"
+    argv = ["run", "--backends", "numpy,jax,missing", "--grads", "manual", "--modes", "eager,jit-loop",
+            "--devices", "cpu,gpu", "--dtypes", "float32", "--sizes", "100,300", "--iterations", "100,200",
+            "--repeats", "2", "--budget", "100", "--out", str(out)]  # fmt: skip
+    status = main(argv)
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+
+    summary = results.read_csv(out, "summary")
+    raw = results.read_csv(out, "raw")
+    losses = results.read_csv(out, "losses")
+    assert list(summary.columns) == results.SUMMARY_COLUMNS
+    assert list(raw.columns) == results.RAW_COLUMNS
+    assert list(losses.columns) == results.LOSS_COLUMNS
+
+    # numpy manual/eager, jax manual/eager and manual/jit-loop, missing manual/eager: 4 variants
+    # x 2 devices x 4 (n, iterations) points; the CPU runs of numpy and jax are ok, everything else skipped.
+    assert len(summary) == 4 * 2 * 4
+    ok = summary[summary["status"] == "ok"]
+    assert len(ok) == 3 * 4 and set(ok["device"]) == {"cpu"}
+    assert (ok["ref_ok"]).all() and (ok["ref_rel_err"] <= results.TOLERANCE["float32"]).all()
+    assert (ok["repeats"] == 2).all() and len(raw) == 2 * len(ok)
+    assert len(losses) == 3 * 2 * (1 + 2)  # 1 logged loss at 100 iterations, 2 at 200
+    missing = summary[summary["backend"] == "missing"]
+    assert (missing["status"] == "skipped").all()
+    assert missing["reason"].str.contains("not installed").all()
+    gpu = summary[(summary["device"] == "gpu") & (summary["backend"] != "missing")]
+    assert (gpu["status"] == "skipped").all() and gpu["reason"].str.len().gt(10).all()
+    assert summary["run_id"].nunique() == 1 and summary["host"].notna().all()
+
+    environment = json.loads((out / "environment.json").read_text())
+    for key in ("cpu_model", "logical_cores", "memory_gib", "python", "packages", "git_commit", "workers"):
+        assert key in environment
+    assert "numpy/cpu" in environment["workers"]
+    assert "status: 12 ok, 20 skipped" in printed
+    assert printed.strip().splitlines()[-1] == f"run folder: {out}"
+
+
+def test_summary_statistics_on_known_samples() -> None:
+    stats = summarise([1.0, 2.0, 3.0, 4.0, 10.0], iterations=100)
+    assert stats["median_s"] == 3.0
+    assert stats["min_s"] == 1.0
+    assert stats["mean_s"] == 4.0
+    assert stats["std_s"] == pytest.approx(pd.Series([1, 2, 3, 4, 10]).std())
+    assert stats["iqr_s"] == 2.0
+    assert stats["cv"] == pytest.approx(stats["std_s"] / 4.0)
+    assert stats["us_per_iter"] == pytest.approx(3.0 / 100 * 1e6)
+    assert summarise([0.5], iterations=1)["std_s"] == 0.0
+
+
+def test_list_names_every_variant_and_why_it_cannot_run(capsys) -> None:
+    assert main(["list"]) == 0
+    printed = capsys.readouterr().out
+    assert "numpy" in printed and "manual/eager on cpu: can run" in printed
+    assert "on gpu:" in printed
+
+
+def test_env_prints_the_fingerprint(capsys) -> None:
+    assert main(["env"]) == 0
+    fingerprint = json.loads(capsys.readouterr().out)
+    assert fingerprint["logical_cores"] >= 1 and "numpy" in fingerprint["packages"]
