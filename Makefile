@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 # Frameworks that must be present: a test that would skip for want of one fails instead.
 REQUIRED_BACKENDS ?= numpy,torch,jax
 
-.PHONY: setup bench bench-full test lint format clean
+.PHONY: setup bench bench-full overhead test lint format clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON_SYSTEM) -m venv $(VENV)
@@ -20,6 +20,10 @@ bench: $(INSTALLED)
 
 bench-full: $(INSTALLED)
 	$(PY) -m bench run --preset full
+
+# Harness overhead: the runner's median against a bare in-process timing of the same fits.
+overhead: $(INSTALLED)
+	$(PY) -m bench.overhead
 
 test: $(INSTALLED)
 	$(PY) -m ruff check .

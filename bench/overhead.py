@@ -1,0 +1,59 @@
+"""Does the harness distort what it measures? The runner's median against a bare in-process timing.
+
+``python -m bench.overhead`` times the same fits two ways, alternating them for a few rounds so that drift
+of the machine hits both alike: through a real worker process, exactly as ``bench run`` does, and with a bare
+``perf_counter_ns`` loop in this process. It prints the ratio of the medians for a small and a large size.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from backends import load_backend
+from bench.config import Configuration
+from bench.runner import WorkerProcess
+
+CASES = [
+    Configuration("numpy", "manual", "eager", "cpu", "float64", 1_000, 200, None, 0, 2),
+    Configuration("numpy", "manual", "eager", "cpu", "float64", 1_000_000, 20, None, 0, 2),
+    Configuration("jax", "manual", "jit-loop", "cpu", "float64", 1_000, 2_000, None, 0, 2),
+    Configuration("jax", "manual", "jit-loop", "cpu", "float64", 1_000_000, 20, None, 0, 2),
+]
+
+
+def bare_samples(config: Configuration, repeats: int) -> list[float]:
+    """Seconds of ``repeats`` fits timed in this process with nothing around them but the clock."""
+    fit = load_backend(config.backend).prepare(config.problem, config.variant, config.device)
+    fit()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        fit()
+        samples.append((time.perf_counter_ns() - start) / 1e9)
+    return samples
+
+
+def runner_samples(config: Configuration, repeats: int) -> list[float]:
+    """Seconds of ``repeats`` fits timed by a real worker process, as ``bench run`` times them."""
+    worker = WorkerProcess(config.threads)
+    try:
+        reply = worker.request({"configuration": config.to_dict(), "repeats": repeats, "budget_s": 1e9}, 600)
+    finally:
+        worker.close()
+    return reply["samples_s"]
+
+
+def main(rounds: int = 3, repeats: int = 7) -> None:
+    print("configuration | runner median | bare median | runner / bare")
+    for config in CASES:
+        runner, bare = [], []
+        for _ in range(rounds):
+            runner += runner_samples(config, repeats)
+            bare += bare_samples(config, repeats)
+        r, b = statistics.median(runner), statistics.median(bare)
+        print(f"{config.label()} | {r * 1e3:.3f} ms | {b * 1e3:.3f} ms | {r / b:.3f}")
+
+
+if __name__ == "__main__":
+    main()
