@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 # Frameworks that must be present: a test that would skip for want of one fails instead.
 REQUIRED_BACKENDS ?= numpy,torch,jax
 
-.PHONY: setup bench bench-full overhead test lint format clean
+.PHONY: setup bench bench-full overhead test lint format clean gpu-check
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON_SYSTEM) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: $(INSTALLED)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	ARRAYBENCH_REQUIRED_BACKENDS=$(REQUIRED_BACKENDS) $(PY) -m pytest
+
+# On a machine with a CUDA GPU and the frameworks already installed (a lent GPU machine): no venv, no install.
+GPU_PYTHON ?= python3
+gpu-check:
+	PYTHONPATH=. $(GPU_PYTHON) -m bench.gpu_check
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -126,6 +126,10 @@ class Variant:
 Fit = Callable[[], FitResult]
 """A prepared fit: each call runs every iteration from the initial weights and returns host values."""
 
+DeviceTimer = Callable[[], Callable[[], float]]
+"""A device's own clock (CUDA events): calling it records a start mark on the device and returns ``stop``;
+``stop()`` records the end mark, waits for it and returns the device seconds between the two marks."""
+
 
 class BackendUnavailable(RuntimeError):
     """Raised by a backend's ``__init__`` when its framework cannot be used here; the message is the reason."""
@@ -159,9 +163,22 @@ class Backend(ABC):
         """Facts about the framework worth recording beside its numbers (threads, BLAS, device names)."""
         return {}
 
+    def free_memory(self, device: str) -> int | None:
+        """Bytes free on ``device`` as the framework sees them, or ``None`` when it cannot tell."""
+        return None
+
+    def device_timer(self, device: str) -> DeviceTimer | None:
+        """The device's own clock for timing a fit (CUDA events), or ``None`` where there is none."""
+        return None
+
     @abstractmethod
     def prepare(self, problem: Problem, variant: Variant, device: str) -> Fit:
         """Build x, y and the initial weights on ``device`` and return the fit to time."""
+
+
+def unstack_result(values: Sequence[float]) -> FitResult:
+    """The :class:`FitResult` of one flat read-back: a, b, c, d, the final loss, then the logged losses."""
+    return make_result(values[:4], values[4], values[5:])
 
 
 def make_result(weights, final_loss, logged_losses) -> FitResult:

@@ -8,16 +8,20 @@ Variants:
   iteration's loss, of which the logged ones are kept.
 
 float64 runs inside JAX's x64 context manager, so the setting never leaks into code that did not ask
-for it. x, y and the weights are placed on the device in ``prepare``; the fit ends with
-``jax.block_until_ready`` and reads the results back once.
+for it; the same scope sets the default matmul precision to ``highest`` (no TF32 on a GPU). x, y and the
+weights are placed on the device in ``prepare`` and passed to the compiled functions as arguments (a
+closed-over array would be baked into the program as a constant, which XLA may fold at compile time); the
+fit ends with ``jax.block_until_ready`` and reads the results back in one transfer.
 """
 
 from __future__ import annotations
 
 import os
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 
-from backends.contract import Backend, BackendUnavailable, Fit, FitResult, Problem, Variant, make_result
+import numpy as np
+
+from backends.contract import Backend, BackendUnavailable, Fit, FitResult, Problem, Variant, unstack_result
 from backends.tutorial import Weights, descend, loss_of, manual_step, python_loop
 
 
@@ -53,20 +57,36 @@ class JaxBackend(Backend):
         return super().unavailable_reason(variant, device)
 
     def describe(self) -> dict[str, str]:
-        return {
+        facts = {
             "jax_devices": ", ".join(str(d) for d in self.jax.devices()),
             "xla_flags": os.environ.get("XLA_FLAGS", "(none: XLA sizes its pool to the cores it may use)"),
         }
+        gpu = self._device("gpu")
+        if gpu is not None:
+            facts["jax_gpu"] = f"{gpu.device_kind} ({gpu.platform}, backend {self.jax.default_backend()})"
+            facts["xla_python_client_preallocate"] = os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "(unset: true)")
+        return facts
 
-    def x64(self, problem: Problem) -> AbstractContextManager:
-        """JAX's float64 switch, scoped to this problem."""
-        return self.jax.enable_x64(problem.dtype == "float64")
+    def free_memory(self, device: str) -> int | None:
+        """Bytes JAX's GPU allocator may still hand out (its limit less what is in use), or None."""
+        target = self._device(device) if device == "gpu" else None
+        stats = target.memory_stats() if target is not None else None
+        if not stats or "bytes_limit" not in stats:
+            return None
+        return stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+
+    def settings(self, problem: Problem) -> AbstractContextManager:
+        """JAX's float64 switch and full-precision matmuls, scoped to this problem."""
+        scope = ExitStack()
+        scope.enter_context(self.jax.enable_x64(problem.dtype == "float64"))
+        scope.enter_context(self.jax.default_matmul_precision("highest"))
+        return scope
 
     def prepare(self, problem: Problem, variant: Variant, device: str) -> Fit:
         jax, jnp = self.jax, self.jax.numpy
         target = self._device(device)
         learning_rate = problem.lr
-        with self.x64(problem):
+        with self.settings(problem):
             x_host, y_host = problem.x_and_y()
             x, y = jax.device_put(x_host, target), jax.device_put(y_host, target)
             initial = tuple(jax.device_put(w, target) for w in problem.initial_weights())
@@ -74,31 +94,35 @@ class JaxBackend(Backend):
 
         if variant.grad == "manual":
 
-            def step(weights: Weights) -> tuple[Weights, object]:
+            def step(weights: Weights, x, y) -> tuple[Weights, object]:
                 return manual_step(weights, x, y, learning_rate)
         else:
             value_and_grad = jax.value_and_grad(loss_of)
 
-            def step(weights: Weights) -> tuple[Weights, object]:
+            def step(weights: Weights, x, y) -> tuple[Weights, object]:
                 loss, gradients = value_and_grad(weights, x, y)
                 return descend(weights, gradients, learning_rate), loss
 
         if variant.mode == "jit-loop":
-            whole_fit = jax.jit(lambda weights: jax.lax.scan(lambda w, _: step(w), weights, length=problem.iterations))
+
+            @jax.jit
+            def whole_fit(weights: Weights, x, y) -> tuple[Weights, object]:
+                return jax.lax.scan(lambda w, _: step(w, x, y), weights, length=problem.iterations)
 
             def run() -> tuple[Weights, object, object]:
-                weights, losses = whole_fit(initial)
+                weights, losses = whole_fit(initial, x, y)
                 return weights, losses[-1], losses[problem.log_interval - 1 :: problem.log_interval]
         else:
-            if variant.mode == "jit-step":
-                step = jax.jit(step)
+            compiled = jax.jit(step) if variant.mode == "jit-step" else step
 
             def run() -> tuple[Weights, object, object]:
-                return python_loop(step, initial, problem)
+                return python_loop(lambda weights: compiled(weights, x, y), initial, problem)
 
         def fit() -> FitResult:
-            with self.x64(problem):
+            with self.settings(problem):
                 weights, loss, logged = jax.block_until_ready(run())
-                return make_result(weights, loss, jnp.asarray(logged).tolist())
+                head = jnp.stack([*weights, loss])
+                values = jnp.concatenate([head, jnp.asarray(logged, dtype=head.dtype).reshape(-1)])
+                return unstack_result(np.asarray(values).tolist())
 
         return fit

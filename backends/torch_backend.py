@@ -11,25 +11,44 @@ Variants:
   fixed shape would do). The autodiff step differentiates with ``torch.func.grad_and_value`` inside the
   compiled function. Dynamo's caches are reset in ``prepare``, so each configuration pays its own
   compilation in its first call and never hits the recompile limit.
+- ``manual/jit-loop`` and ``autodiff/jit-loop`` (GPU only): the whole fit captured once as one CUDA graph
+  and replayed by every call, since kernel-launch overhead dominates small sizes on a GPU. The captured
+  work is the eager arithmetic (no ``torch.compile``); the autodiff step is the functional
+  ``torch.func.grad_and_value``, whose backward pass is captured with the rest (see :func:`cuda_graph_fit`).
 
-x, y and the weights are created on the device during ``prepare``. The fit keeps the logged losses on the
+x, y and the weights are copied to the device during ``prepare``. The fit keeps the logged losses on the
 device and reads them back once at the end, after ``torch.cuda.synchronize()`` on a GPU. TF32 is
-disabled, so float32 results on a GPU are true float32 results.
+disabled, so float32 results on a GPU are true float32 results. On a GPU the fits are also timed with CUDA
+events (:meth:`TorchBackend.device_timer`).
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
+from typing import Any
 
-from backends.contract import Backend, BackendUnavailable, Fit, FitResult, Problem, Variant, make_result
+from backends.contract import (
+    Backend,
+    BackendUnavailable,
+    DeviceTimer,
+    Fit,
+    FitResult,
+    Problem,
+    Variant,
+    unstack_result,
+)
 from backends.tutorial import Weights, descend, loss_of, manual_step, python_loop
+
+Step = Callable[[Weights], tuple[Weights, Any]]
+"""One iteration: weights in, new weights and this iteration's loss out."""
 
 
 class TorchBackend(Backend):
     """PyTorch on the CPU and on CUDA."""
 
     name = "torch"
-    variants = tuple(Variant(g, m) for g in ("manual", "autodiff") for m in ("eager", "jit-step"))
+    variants = tuple(Variant(g, m) for g in ("manual", "autodiff") for m in ("eager", "jit-step", "jit-loop"))
 
     def __init__(self) -> None:
         try:
@@ -49,6 +68,8 @@ class TorchBackend(Backend):
     def unavailable_reason(self, variant: Variant, device: str) -> str | None:
         if device == "gpu" and not self.torch.cuda.is_available():
             return "no CUDA GPU visible to PyTorch (torch.cuda.is_available() is False)"
+        if variant.mode == "jit-loop" and device == "cpu":
+            return "CUDA graphs need a GPU (torch's jit-loop replays the whole fit as one captured CUDA graph)"
         if variant.mode == "jit-step" and device == "cpu" and not _cpp_compiler():
             return "torch.compile on the CPU needs a C++ compiler (none of g++, c++, clang++ on PATH)"
         return super().unavailable_reason(variant, device)
@@ -60,36 +81,55 @@ class TorchBackend(Backend):
             "torch_interop_threads": str(torch.get_num_interop_threads()),
         }
         if torch.cuda.is_available():
-            facts["torch_cuda"] = f"{torch.cuda.get_device_name(0)}, CUDA {torch.version.cuda}"
+            properties = torch.cuda.get_device_properties(0)
+            facts["torch_cuda"] = (
+                f"{properties.name}, {properties.total_memory / 2**30:.1f} GiB,"
+                f" compute capability {properties.major}.{properties.minor},"
+                f" {properties.multi_processor_count} SMs, CUDA runtime {torch.version.cuda}"
+            )
+            facts["torch_tf32"] = (
+                f"matmul {torch.backends.cuda.matmul.allow_tf32}, cudnn {torch.backends.cudnn.allow_tf32}"
+            )
         return facts
+
+    def free_memory(self, device: str) -> int | None:
+        """Free GPU bytes: what CUDA reports free plus what PyTorch's caching allocator holds unused."""
+        if device not in self.devices() or device != "gpu":
+            return None
+        torch = self.torch
+        free, _total = torch.cuda.mem_get_info()
+        return free + torch.cuda.memory_reserved() - torch.cuda.memory_allocated()
+
+    def device_timer(self, device: str) -> DeviceTimer | None:
+        """CUDA events on the current stream, around each timed fit on the GPU."""
+        if device not in self.devices() or device != "gpu":
+            return None
+        torch = self.torch
+
+        def start() -> Callable[[], float]:
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+
+            def stop() -> float:
+                end.record()
+                end.synchronize()
+                return begin.elapsed_time(end) / 1e3
+
+            return stop
+
+        return start
 
     def prepare(self, problem: Problem, variant: Variant, device: str) -> Fit:
         torch = self.torch
-        target = torch.device("cuda" if device == "gpu" else "cpu")
-        dtype = getattr(torch, problem.dtype)
-        x_host, y_host = problem.x_and_y()
-        x = torch.from_numpy(x_host).to(target)
-        y = torch.from_numpy(y_host).to(target)
-        initial = torch.from_numpy(problem.initial_weights()).to(target)
-        assert x.dtype == dtype and initial.dtype == dtype
-        learning_rate = problem.lr
-
+        x, y, initial = self.tensors(problem, device)
         if variant.mode == "jit-step":
             torch._dynamo.reset()
         if variant == Variant("autodiff", "eager"):
             return lambda: self._finish(*self._autograd_loop(initial, x, y, problem), device)
 
-        if variant.grad == "manual":
-
-            def step(weights: Weights) -> tuple[Weights, object]:
-                return manual_step(weights, x, y, learning_rate)
-        else:
-            grad_and_value = torch.func.grad_and_value(loss_of)
-
-            def step(weights: Weights) -> tuple[Weights, object]:
-                gradients, loss = grad_and_value(weights, x, y)
-                return descend(weights, gradients, learning_rate), loss
-
+        step = self.functional_step(variant.grad, x, y, problem.lr)
+        if variant.mode == "jit-loop":
+            return cuda_graph_fit(torch, StaticFit(torch, step, initial, problem))
         if variant.mode == "jit-step":
             step = torch.compile(step, fullgraph=True, dynamic=False)
 
@@ -98,6 +138,32 @@ class TorchBackend(Backend):
                 return self._finish(*python_loop(step, tuple(initial.clone()), problem), device)
 
         return fit
+
+    def tensors(self, problem: Problem, device: str) -> tuple[Any, Any, Any]:
+        """x, y and the initial weights (one tensor of four) on ``device``, copied from the problem's arrays."""
+        torch = self.torch
+        target = torch.device("cuda" if device == "gpu" else "cpu")
+        x_host, y_host = problem.x_and_y()
+        x, y = torch.from_numpy(x_host).to(target), torch.from_numpy(y_host).to(target)
+        initial = torch.from_numpy(problem.initial_weights()).to(target)
+        assert x.dtype == initial.dtype == getattr(torch, problem.dtype)
+        return x, y, initial
+
+    def functional_step(self, grad: str, x: Any, y: Any, learning_rate: float) -> Step:
+        """One iteration as a function of the weights: the tutorial's manual backward pass, or
+        ``torch.func.grad_and_value`` of the loss followed by the update."""
+        if grad == "manual":
+
+            def step(weights: Weights) -> tuple[Weights, Any]:
+                return manual_step(weights, x, y, learning_rate)
+        else:
+            grad_and_value = self.torch.func.grad_and_value(loss_of)
+
+            def step(weights: Weights) -> tuple[Weights, Any]:
+                gradients, loss = grad_and_value(weights, x, y)
+                return descend(weights, gradients, learning_rate), loss
+
+        return step
 
     def _autograd_loop(self, initial, x, y, problem: Problem) -> tuple[Weights, object, list]:
         """The tutorial's autograd section: backward(), then an in-place update without grad tracking."""
@@ -121,8 +187,77 @@ class TorchBackend(Backend):
         torch = self.torch
         if device == "gpu":
             torch.cuda.synchronize()
-        values = torch.stack([*weights, loss, *logged_losses]).tolist()
-        return make_result(values[:4], values[4], values[5:])
+        return unstack_result(stacked(torch, weights, loss, logged_losses).tolist())
+
+
+def stacked(torch: Any, weights: Weights, loss: Any, logged_losses: list) -> Any:
+    """The fit's results in one device tensor, in the order of :func:`backends.contract.unstack_result`."""
+    return torch.stack([*weights, loss, *logged_losses])
+
+
+class StaticFit:
+    """The whole fit writing its results into preallocated device tensors: the work a CUDA graph captures.
+
+    Calling it runs every iteration from ``initial`` and writes the final weights, the final loss and the
+    logged losses (as :func:`stacked` orders them) into :attr:`outputs`, one tensor allocated here, before any
+    capture. Everything in between (the weights of each iteration, the temporaries, the logged losses until
+    they are stacked) lives only on the device, so the call contains no host synchronisation and can be
+    captured; replaying the capture restarts from ``initial`` (a static tensor) and refills the same output
+    tensor. It runs eagerly too, which is how the CPU tests check its arithmetic.
+    """
+
+    def __init__(self, torch: Any, step: Step, initial: Any, problem: Problem) -> None:
+        self.torch, self.step, self.initial, self.problem = torch, step, initial, problem
+        self.outputs = torch.empty(5 + len(problem.logged_iterations), dtype=initial.dtype, device=initial.device)
+
+    def __call__(self) -> None:
+        torch = self.torch
+        with torch.no_grad():
+            weights, loss, logged_losses = python_loop(self.step, tuple(self.initial.clone()), self.problem)
+            self.outputs.copy_(stacked(torch, weights, loss, logged_losses))
+
+    def warm_up(self, iterations: int = 3) -> None:
+        """A few steps, untimed and uncaptured: they initialise what capture must not (handles, allocator)."""
+        weights = tuple(self.initial.clone())
+        with self.torch.no_grad():
+            for _ in range(iterations):
+                weights, _loss = self.step(weights)
+
+    def result(self) -> FitResult:
+        """The outputs, read back to the host in one transfer (which waits for the device)."""
+        return unstack_result(self.outputs.tolist())
+
+
+def cuda_graph_fit(torch: Any, static_fit: StaticFit) -> Fit:
+    """A fit that captures ``static_fit`` as one CUDA graph on its first call and replays it on every call.
+
+    Capture follows PyTorch's CUDA-graph rules: warm-up iterations on a side stream, then capture on the
+    same stream (``torch.cuda.graph(..., stream=side)``) so lazily created handles already exist; the
+    capture's allocations come from the graph's private memory pool, and memory freed during capture is
+    reused within it, so the graph needs about one iteration's temporaries, not one per iteration. The
+    autodiff step's backward pass is captured like the rest: autograd runs each backward kernel on the stream
+    of its forward one, here the capturing stream, as in PyTorch's own whole-network capture example.
+    The first call (``first_call_s``) pays warm-up, capture and instantiation; every call then replays
+    the graph, synchronises and reads the outputs back once.
+    """
+    graph = None
+
+    def fit() -> FitResult:
+        nonlocal graph
+        if graph is None:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                static_fit.warm_up()
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, stream=side):
+                static_fit()
+        graph.replay()
+        torch.cuda.synchronize()
+        return static_fit.result()
+
+    return fit
 
 
 def _cpp_compiler() -> str | None:

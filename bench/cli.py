@@ -223,13 +223,13 @@ def command_list(console: Console) -> int:
         try:
             backend = load_backend(name)
         except BackendUnavailable as error:
-            console.print(f"{name}: unavailable: {error}", highlight=False)
+            console.print(f"{name}: unavailable: {error}", highlight=False, markup=False)
             continue
-        console.print(f"{name} {backend.version()}: devices here: {', '.join(backend.devices())}", highlight=False)
+        console.print(f"{name} {backend.version()}: devices here: {', '.join(backend.devices())}", markup=False)
         for variant in backend.variants:
             for device in DEVICES:
                 reason = backend.unavailable_reason(variant, device)
-                console.print(f"  {variant} on {device}: {'can run' if reason is None else reason}", highlight=False)
+                console.print(f"  {variant} on {device}: {'can run' if reason is None else reason}", markup=False)
     return 0
 
 

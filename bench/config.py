@@ -71,6 +71,14 @@ PRESETS = {
         budget_s=30.0,
         timeout_s=1_200.0,
     ),
+    # The GPU check (bench.gpu_check): 10^3 to 10^7 in one go on a lent GPU machine, within minutes; fewer
+    # iterations at the top sizes, where the CPU's time per iteration is tens to hundreds of milliseconds.
+    "gpu-check": Preset(
+        points=((1_000, 100), (10_000, 100), (100_000, 100), (1_000_000, 50), (10_000_000, 10)),
+        repeats=3,
+        budget_s=1.0,
+        timeout_s=120.0,
+    ),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -20,6 +21,9 @@ PACKAGES = (
     "jaxlib",
     "numba",
     "cupy-cuda12x",
+    "cupy-cuda13x",
+    "jax-cuda12-plugin",
+    "jax-cuda13-plugin",
     "pandas",
     "threadpoolctl",
 )
@@ -37,29 +41,39 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+GPU_FIELDS = ("name", "memory.total", "driver_version")
+"""What ``nvidia-smi --query-gpu`` is asked for."""
+
+
 def gpus() -> list[dict[str, str]]:
-    """Name, memory, driver and CUDA version of each NVIDIA GPU (empty without nvidia-smi)."""
+    """Name, memory, driver version and the CUDA version the driver supports, of each NVIDIA GPU (from
+    nvidia-smi; empty without it). The CUDA runtime each framework uses is in its ``describe()`` facts."""
     if not shutil.which("nvidia-smi"):
         return []
-    fields = "name,memory.total,driver_version"
     try:
-        out = subprocess.run(
-            ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader"],
+        listing = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={','.join(GPU_FIELDS)}", "--format=csv,noheader"],
             capture_output=True,
             text=True,
             timeout=20,
         ).stdout
-        cuda = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=20).stdout
+        banner = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=20).stdout
     except (OSError, subprocess.TimeoutExpired):
         return []
-    cuda_version = next(
-        (part.split(":")[1].split("|")[0].strip() for part in cuda.split("  ") if "CUDA Version" in part), ""
-    )
-    keys = fields.split(",")
-    return [
-        {**dict(zip(keys, (v.strip() for v in line.split(",")), strict=True)), "cuda_version": cuda_version}
-        for line in out.strip().splitlines()
-    ]
+    return parse_gpus(listing, banner)
+
+
+def parse_gpus(listing: str, banner: str) -> list[dict[str, str]]:
+    """One dict per line of ``nvidia-smi --query-gpu=GPU_FIELDS`` output, with the CUDA version from the
+    banner of plain ``nvidia-smi`` (``CUDA Version: 12.4``)."""
+    match = re.search(r"CUDA Version:\s*([\d.]+)", banner)
+    cuda_version = match.group(1) if match else ""
+    found = []
+    for line in listing.strip().splitlines():
+        values = [v.strip() for v in line.split(",")]
+        if len(values) == len(GPU_FIELDS):
+            found.append({**dict(zip(GPU_FIELDS, values, strict=True)), "cuda_version": cuda_version})
+    return found
 
 
 def package_versions() -> dict[str, str]:

@@ -27,13 +27,9 @@ import psutil
 from backends import backend_class
 from backends.contract import FitResult
 from backends.reference import loss_relative_error, reference_fit, relative_error
-from bench import results
+from bench import memory, results
 from bench.config import Configuration, Sweep
 from bench.stats import summarise
-
-BYTES_PER_ELEMENT = 12
-"""Arrays of n elements alive at once in the tutorial loop (x, y, y_pred, y_pred - y, its gradient, x**2,
-x**3 and their products, plus framework temporaries), a deliberately generous count for the memory check."""
 
 
 def worker_environment(threads: int) -> dict[str, str]:
@@ -120,14 +116,13 @@ class WorkerProcess:
 
 
 def memory_shortfall(config: Configuration) -> str | None:
-    """A reason to skip ``config`` when its arrays cannot fit in free host memory, else None."""
+    """A reason to skip ``config`` when its arrays cannot fit in free host memory, else None.
+
+    Device memory is checked by the worker, where the framework can tell what is free (bench.worker).
+    """
     if config.device != "cpu":
         return None
-    need = config.n * np.dtype(config.dtype).itemsize * BYTES_PER_ELEMENT
-    free = psutil.virtual_memory().available
-    if need > 0.8 * free:
-        return f"needs about {need / 2**30:.1f} GiB of host memory, {free / 2**30:.1f} GiB free"
-    return None
+    return memory.shortfall(config.problem, psutil.virtual_memory().available, "host")
 
 
 def config_columns(config: Configuration, run_id: str, host: str, status: str, reason: str, version: str) -> dict:
@@ -180,14 +175,18 @@ def rows_for(config: Configuration, reply: dict, run_id: str, host: str) -> dict
     base = config_columns(config, run_id, host, status, reason, version)
     stats = summarise(reply["samples_s"], config.iterations)
     a, b, c, d = result.weights
+    device_samples = reply.get("device_samples_s") or []
     summary = {
-        **base, **stats,
+        **base, **stats, "gpu_median_s": float(np.median(device_samples)) if device_samples else math.nan,
         "first_call_s": reply["first_call_s"], "compile_s": reply["first_call_s"] - stats["median_s"],
         "final_loss": result.final_loss, "a": a, "b": b, "c": c, "d": d,
         "ref_rel_err": rel_err, "ref_ok": status == "ok", "loss_rel_err": loss_err,
         "threads_used": reply["threads_used"], "note": reply["note"],
     }  # fmt: skip
-    raw = [{**base, "repeat": i, "seconds": s} for i, s in enumerate(reply["samples_s"])]
+    raw = [
+        {**base, "repeat": i, "seconds": s, "gpu_seconds": device_samples[i] if device_samples else math.nan}
+        for i, s in enumerate(reply["samples_s"])
+    ]
     key = {k: summary[k] for k in ("run_id", *results.KEY_COLUMNS)}
     losses = [
         {**key, "iteration": t, "loss": got, "reference_loss": want}

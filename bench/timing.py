@@ -8,15 +8,19 @@ Rules (after TorchBench, triton's ``do_bench`` and JAX's "Benchmarking JAX code"
    synchronised (every backend's fit blocks until the device is done and returns host values), so
    asynchronous dispatch cannot make a framework look faster than it is.
 4. A per-configuration time budget may cut the repeats (never below one); the cut is reported.
+5. Where the backend has a device clock (CUDA events), each timed repeat is also timed on the device: a
+   start mark recorded just before the call, an end mark just after it returns. The host clock stays the
+   main figure; the device figure shows how much of it the device spent between the two marks.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from backends.contract import Fit, FitResult
+from backends.contract import DeviceTimer, Fit, FitResult
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,8 @@ class Measurement:
     samples_s: list[float]
     result: FitResult
     note: str = ""
+    device_samples_s: list[float] = field(default_factory=list)
+    """Seconds of each timed repeat on the device's own clock; empty without one."""
 
 
 def timed_call(fit: Fit) -> tuple[float, FitResult]:
@@ -36,21 +42,33 @@ def timed_call(fit: Fit) -> tuple[float, FitResult]:
     return (time.perf_counter_ns() - start) / 1e9, result
 
 
-def measure(fit: Fit, repeats: int, budget_s: float = math.inf) -> Measurement:
+def affordable_repeats(budget_s: float, seconds: float) -> int:
+    """How many repeats of ``seconds`` each fit in ``budget_s`` (at least one; any number without a budget)."""
+    if not math.isfinite(budget_s) or seconds <= 0:
+        return sys.maxsize
+    return max(1, int(budget_s // seconds))
+
+
+def measure(fit: Fit, repeats: int, budget_s: float = math.inf, device_timer: DeviceTimer | None = None) -> Measurement:
     """Warm up once, then time up to ``repeats`` fits within ``budget_s`` seconds of timed repeats.
 
     The first timed repeat always runs; further repeats run while the estimated time of all of them
-    stays within the budget, so a slow configuration keeps at least one clean sample.
+    stays within the budget, so a slow configuration keeps at least one clean sample. With a
+    ``device_timer``, every timed repeat is also timed on the device (rule 5).
     """
     first_call_s, result = timed_call(fit)
-    seconds, result = timed_call(fit)
-    samples = [seconds]
-    affordable = max(1, int(budget_s // seconds)) if seconds > 0 else repeats
-    planned = min(repeats, affordable)
+    samples: list[float] = []
+    device_samples: list[float] = []
+    planned = repeats
     while len(samples) < planned:
+        stop = device_timer() if device_timer else None
         seconds, result = timed_call(fit)
         samples.append(seconds)
+        if stop:
+            device_samples.append(stop())
+        if len(samples) == 1:
+            planned = min(repeats, affordable_repeats(budget_s, seconds))
     note = ""
     if planned < repeats:
         note = f"repeats cut from {repeats} to {planned} by the {budget_s:g} s per-configuration budget"
-    return Measurement(first_call_s, samples, result, note)
+    return Measurement(first_call_s, samples, result, note, device_samples)

@@ -16,6 +16,7 @@ from typing import TextIO
 
 from backends import load_backend
 from backends.contract import Backend, BackendUnavailable, Problem
+from bench import memory
 from bench.config import Configuration
 from bench.timing import measure
 
@@ -36,6 +37,14 @@ def is_out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` is a framework's out-of-memory error (host or device)."""
     text = f"{type(error).__name__} {error}".lower()
     return isinstance(error, MemoryError) or "out of memory" in text or "resource_exhausted" in text
+
+
+def device_memory_shortfall(backend: Backend, config: Configuration) -> str | None:
+    """A reason to skip ``config`` when the backend says its device has too little free memory, else None."""
+    free = backend.free_memory(config.device)
+    if free is None:
+        return None
+    return memory.shortfall(config.problem, free, config.device.upper())
 
 
 class Worker:
@@ -61,7 +70,7 @@ class Worker:
         if isinstance(backend, str):
             return {"status": "skipped", "reason": backend}
         reply: dict = {"backend_version": backend.version()}
-        reason = backend.unavailable_reason(config.variant, config.device)
+        reason = backend.unavailable_reason(config.variant, config.device) or device_memory_shortfall(backend, config)
         if reason:
             return {**reply, "status": "skipped", "reason": reason}
         try:
@@ -71,7 +80,7 @@ class Worker:
                 backend.prepare(tiny, config.variant, config.device)()
                 self.warmed.add(warm_key)
             fit = backend.prepare(config.problem, config.variant, config.device)
-            measurement = measure(fit, request["repeats"], request["budget_s"])
+            measurement = measure(fit, request["repeats"], request["budget_s"], backend.device_timer(config.device))
         except Exception as error:
             status = "oom" if is_out_of_memory(error) else "failed"
             last_line = (str(error).strip().splitlines() or [""])[-1]
@@ -84,6 +93,7 @@ class Worker:
             "status": "ran",
             "first_call_s": measurement.first_call_s,
             "samples_s": measurement.samples_s,
+            "device_samples_s": measurement.device_samples_s,
             "note": measurement.note,
             "weights": list(measurement.result.weights),
             "final_loss": measurement.result.final_loss,

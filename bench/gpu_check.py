@@ -1,0 +1,145 @@
+"""``python -m bench.gpu_check``: the one prepared check for a machine with a CUDA GPU.
+
+In one go, in a few minutes (meant for a lent GPU machine: ``PYTHONPATH=. python3 -m bench.gpu_check``, no
+install step, no network):
+
+1. the GPU tests (``pytest -k gpu tests``) with ``ARRAYBENCH_REQUIRE_GPU=1``, so a GPU case that would be
+   skipped fails instead;
+2. a sweep of every GPU variant (PyTorch, JAX, CuPy; float32 and float64; n = 10^3 to 10^7, preset
+   ``gpu-check``) and a sweep of the CPU variants to compare with (NumPy, and PyTorch and JAX eager and
+   whole-loop; ``torch.compile`` on the CPU is left out to keep within the time);
+3. the summary table of both together, and the GPU's own time (CUDA events) beside the host's.
+
+The run folders go under ``results/gpu-check-<time>/``; when ``$OUT`` is set (on a lent machine), a
+tarball of them and the combined summary.csv are also written there after each step. Exit status: 0 when
+everything passed, 1 when a test or a configuration failed, 2 when there is no GPU here (unless
+``--force``, which runs everything anyway so that the check itself can be tried on a CPU-only machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from bench import cli, results
+from bench.environment import PROJECT_ROOT, gpus
+from bench.report import print_summary
+
+GPU_BACKENDS = "torch,jax,cupy"
+CPU_BACKENDS = "numpy,torch,jax"
+CPU_MODES = "eager,jit-loop"
+"""On the CPU: the tutorial loop and the whole-loop compiled variants (torch.compile is left out: its
+per-size compilation on the CPU alone would take minutes)."""
+PRESET = "gpu-check"
+
+
+def sweeps(folder: Path, sizes: str | None) -> dict[str, list[str]]:
+    """The ``python -m bench run`` command lines of the check: name -> arguments."""
+    common = ["run", "--preset", PRESET, *(["--sizes", sizes] if sizes else [])]
+    return {
+        "gpu": [*common, "--backends", GPU_BACKENDS, "--devices", "gpu", "--out", str(folder / "gpu")],
+        "cpu": [*common, "--backends", CPU_BACKENDS, "--devices", "cpu", "--modes", CPU_MODES,
+                "--out", str(folder / "cpu")],
+    }  # fmt: skip
+
+
+def run_tests(require_gpu: bool) -> int:
+    """The GPU tests in a child pytest; its exit status."""
+    env = {
+        **os.environ,
+        "ARRAYBENCH_REQUIRE_GPU": "1" if require_gpu else "0",
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+    }
+    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-k", "gpu", "tests"]
+    return subprocess.run(command, cwd=PROJECT_ROOT, env=env, check=False).returncode
+
+
+def combined_summary(folder: Path) -> pd.DataFrame | None:
+    """The summary rows of every finished run folder under ``folder``, or None."""
+    frames = [results.read_csv(path) for path in sorted(folder.glob("*/summary.csv"))]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def print_device_times(summary: pd.DataFrame, console: Console) -> None:
+    """Host clock against the GPU's own clock (CUDA events) for the GPU rows that have both."""
+    rows = summary[(summary["status"] == "ok") & summary["gpu_median_s"].notna()]
+    if rows.empty:
+        return
+    table = Table(title="GPU rows: host clock against CUDA events, us per iteration")
+    for column in ("variant", "dtype", "n", "host", "CUDA events"):
+        table.add_column(column, justify="left" if column in ("variant", "dtype") else "right")
+    for row in rows.itertuples():
+        table.add_row(
+            f"{row.backend} {row.grad}/{row.mode}", row.dtype, f"{row.n:,}",
+            f"{row.median_s / row.iterations * 1e6:,.1f}", f"{row.gpu_median_s / row.iterations * 1e6:,.1f}",
+        )  # fmt: skip
+    console.print(table)
+
+
+def export(folder: Path, out: Path | None) -> None:
+    """Write the run folders (one tarball) and the combined summary to ``out``, if set."""
+    if out is None:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(out / "gpu-check-runs.tar.gz", "w:gz") as tar:
+        tar.add(folder, arcname=folder.name)
+    summary = combined_summary(folder)
+    if summary is not None:
+        summary.to_csv(out / "summary.csv", index=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.gpu_check", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", help="comma-separated n instead of the preset's 10^3 to 10^7")
+    parser.add_argument("--skip-tests", action="store_true", help="run the sweeps only")
+    parser.add_argument("--force", action="store_true", help="run even without a GPU (GPU cases then skip)")
+    args = parser.parse_args(argv)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+    found = gpus()
+    if not found and not args.force:
+        print("gpu-check: no NVIDIA GPU here (nvidia-smi is missing or lists none); run it on a GPU machine, "
+              "or pass --force to try the check anyway", file=sys.stderr)  # fmt: skip
+        return 2
+    for gpu in found:
+        console.print(f"GPU: {gpu}")
+    out = Path(os.environ["OUT"]) if os.environ.get("OUT") else None
+    folder = cli.RESULTS_DIR / time.strftime("gpu-check-%Y%m%dT%H%M%SZ", time.gmtime())
+    commands = sweeps(folder, args.sizes)
+    for arguments in commands.values():  # bad --sizes: one line and exit 2, before any work
+        try:
+            cli.sweep_from(cli.build_parser().parse_args(arguments))
+        except cli.UsageError as error:
+            print(f"gpu-check: error: {error}", file=sys.stderr)
+            return 2
+
+    statuses = {}
+    if not args.skip_tests:
+        console.rule("GPU tests")
+        statuses["tests"] = run_tests(require_gpu=not args.force)
+    for name, arguments in commands.items():
+        console.rule(f"{name} sweep: python -m bench {' '.join(arguments)}")
+        statuses[name] = cli.main(arguments)
+        export(folder, out)
+
+    summary = combined_summary(folder)
+    if summary is not None:
+        console.rule("GPU against CPU")
+        print_summary(summary, console)
+        print_device_times(summary, console)
+    copied = f", copied to {out}" if out else ""
+    console.print(f"gpu-check: exit statuses {statuses} (0 is good); run folders in {folder}{copied}")
+    return 0 if not any(statuses.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
