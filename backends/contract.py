@@ -155,6 +155,10 @@ class Backend(ABC):
             return f"{self.name} has no {device} device here"
         return None
 
+    def free_memory(self, device: str) -> int | None:
+        """Bytes free for arrays on ``device`` now, or ``None`` when unknown (the runner checks host memory)."""
+        return None
+
     def describe(self) -> dict[str, str]:
         """Facts about the framework worth recording beside its numbers (threads, BLAS, device names)."""
         return {}

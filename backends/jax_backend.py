@@ -52,6 +52,13 @@ class JaxBackend(Backend):
             return "no GPU visible to JAX (jax.devices('gpu') found none; is jax[cuda] installed?)"
         return super().unavailable_reason(variant, device)
 
+    def free_memory(self, device: str) -> int | None:
+        target = self._device(device) if device == "gpu" else None
+        stats = target.memory_stats() if target is not None else None
+        if stats and "bytes_limit" in stats:
+            return stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+        return None
+
     def describe(self) -> dict[str, str]:
         return {
             "jax_devices": ", ".join(str(d) for d in self.jax.devices()),

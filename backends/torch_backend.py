@@ -53,6 +53,11 @@ class TorchBackend(Backend):
             return "torch.compile on the CPU needs a C++ compiler (none of g++, c++, clang++ on PATH)"
         return super().unavailable_reason(variant, device)
 
+    def free_memory(self, device: str) -> int | None:
+        if device == "gpu" and self.torch.cuda.is_available():
+            return self.torch.cuda.mem_get_info()[0]
+        return None
+
     def describe(self) -> dict[str, str]:
         torch = self.torch
         facts = {

@@ -4,12 +4,17 @@ The runner starts ``python -m bench.worker`` with the thread settings already in
 :func:`bench.runner.worker_environment`), so they are in force before any framework is imported. The
 worker pins itself to that many cores, then reads one configuration per line on stdin and answers one
 JSON line per configuration on a private copy of stdout; anything a framework prints goes to stderr.
+A crash in native code leaves the Python stack on stderr (``faulthandler``), for the runner's failure reason,
+and on Linux the worker dies with the runner, so no worker outlives an interrupted sweep.
 """
 
 from __future__ import annotations
 
+import ctypes
+import faulthandler
 import json
 import os
+import signal
 import sys
 import traceback
 from typing import TextIO
@@ -17,6 +22,7 @@ from typing import TextIO
 from backends import load_backend
 from backends.contract import Backend, BackendUnavailable, Problem
 from bench.config import Configuration
+from bench.memory import shortfall
 from bench.timing import measure
 
 WARM_UP_PROBLEM = {"n": 16, "iterations": 2}
@@ -64,6 +70,9 @@ class Worker:
         reason = backend.unavailable_reason(config.variant, config.device)
         if reason:
             return {**reply, "status": "skipped", "reason": reason}
+        free = backend.free_memory(config.device)
+        if free is not None and (reason := shortfall(config, free, f"{config.device} memory")):
+            return {**reply, "status": "skipped", "reason": reason}
         try:
             warm_key = (config.grad, config.mode, config.device, config.dtype)
             if warm_key not in self.warmed:
@@ -101,7 +110,19 @@ def serve(requests: TextIO, replies: TextIO) -> None:
             replies.flush()
 
 
+def die_with_runner() -> None:
+    """On Linux, have the kernel kill this worker when the runner that started it dies, even by SIGKILL."""
+    if sys.platform != "linux":
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if str(os.getppid()) != os.environ.get("ARRAYBENCH_RUNNER_PID", str(os.getppid())):
+        os._exit(1)  # the runner died before the request above took effect
+
+
 def main() -> None:
+    die_with_runner()
+    faulthandler.enable()
     pin_threads(int(os.environ.get("ARRAYBENCH_THREADS", os.cpu_count() or 1)))
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # framework chatter must not corrupt the protocol
