@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 
 from backends.contract import Backend, BackendUnavailable
 
-__all__ = ["BUILTIN", "Backend", "BackendUnavailable", "backend_class", "load_backend", "registry"]
+__all__ = ["BUILTIN", "Backend", "BackendUnavailable", "RegistryError", "backend_class", "load_backend", "registry"]
 
 BUILTIN = {
     "numpy": "backends.numpy_backend:NumpyBackend",
@@ -31,9 +31,20 @@ ENTRY_POINT_GROUP = "arraybench.backends"
 ENV_VARIABLE = "ARRAYBENCH_BACKENDS"
 
 
-def _import(target: str) -> type[Backend]:
+class RegistryError(ValueError):
+    """A backend named in an entry point or in ``ARRAYBENCH_BACKENDS`` that cannot be imported or is no backend."""
+
+
+def _import(target: str, where: str) -> type[Backend]:
+    """The backend class at ``module:Class``; ``where`` says who named it, for the error message."""
     module_name, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module_name), attribute)
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise RegistryError(f"{where}: cannot import {target} ({error})") from error
+    if not (isinstance(found, type) and issubclass(found, Backend)):
+        raise RegistryError(f"{where}: {target} is not a subclass of backends.contract.Backend")
+    return found
 
 
 def registry() -> dict[str, str]:
@@ -43,14 +54,14 @@ def registry() -> dict[str, str]:
         table[entry.name] = entry.value
     for target in filter(None, (t.strip() for t in os.environ.get(ENV_VARIABLE, "").split(","))):
         if ":" not in target:
-            raise ValueError(f"{ENV_VARIABLE} entries must look like module:Class, got {target!r}")
-        table[_import(target).name] = target
+            raise RegistryError(f"{ENV_VARIABLE} entries must look like module:Class, got {target!r}")
+        table[_import(target, ENV_VARIABLE).name] = target
     return table
 
 
 def backend_class(name: str) -> type[Backend]:
     """The class of backend ``name``, without importing its framework. ``KeyError`` for an unknown name."""
-    return _import(registry()[name])
+    return _import(registry()[name], f"backend {name}")
 
 
 def load_backend(name: str) -> Backend:

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import NoReturn
 
 from rich.console import Console
 
-from backends import BackendUnavailable, load_backend, registry
+from backends import BackendUnavailable, RegistryError, backend_class, load_backend, registry
 from backends.contract import DEVICES, DTYPES, GRADS, MODES
 from bench import results
 from bench.config import PRESETS, Sweep
@@ -31,6 +33,13 @@ RESULTS_DIR = PROJECT_ROOT / "results"
 
 class UsageError(Exception):
     """A bad command line: reported as one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, except that a bad command line is a :class:`UsageError` (one line) instead of usage text."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
 
 
 def choices(valid: Sequence[str], what: str) -> Callable[[str], tuple[str, ...]]:
@@ -64,29 +73,23 @@ def whole_numbers(what: str, minimum: int) -> Callable[[str], tuple[int, ...]]:
     return parse
 
 
-def positive_number(text: str) -> float:
+def positive_number(text: str, what: str, unit: str = "") -> float:
+    """``text`` as a finite number above zero."""
     try:
         value = float(text)
     except ValueError:
-        value = float("nan")
-    if not (value > 0 and value != float("inf")):
-        raise UsageError(f"the learning rate must be a positive number, got {text!r}")
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise UsageError(f"{what} must be a positive number{unit}, got {text!r}")
     return value
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, with its errors turned into one-line :class:`UsageError`s."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m bench", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="run|list|env", required=True)
 
     run = commands.add_parser("run", help="time a sweep and write a run folder under results/")
-    run.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="defaults for the grid (quick)")
+    run.add_argument("--preset", choices=sorted(PRESETS), help="defaults for the grid (quick)")
     run.add_argument("--backends", help="comma-separated backends (default: all known)")
     run.add_argument("--grads", help=f"from {','.join(GRADS)}")
     run.add_argument("--modes", help=f"from {','.join(MODES)}")
@@ -96,10 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--iterations", help="comma-separated iteration counts")
     run.add_argument("--repeats", help="timed fits per configuration (preset: 5 quick, 7 full)")
     run.add_argument("--threads", help="cores and threads given to every framework (default: all)")
-    run.add_argument("--seed", default="0", help="seed of the initial weights (0)")
+    run.add_argument("--seed", help="seed of the initial weights (0)")
     run.add_argument("--learning-rate", help="fixed learning rate (default: 1e-6 * 2000 / n)")
     run.add_argument("--budget", help="seconds of timed repeats per configuration before repeats are cut")
-    run.add_argument("--timeout", help="seconds before a configuration's worker is killed")
+    run.add_argument(
+        "--timeout",
+        help="seconds a configuration may take, its worker's start included, before the worker is killed"
+        f" (preset: {', '.join(f'{p.timeout_s:g} {name}' for name, p in PRESETS.items())})",
+    )
     run.add_argument("--out", help="run folder to create (default: results/<run-id>)")
     run.add_argument("--resume", metavar="RUN", help="finish an interrupted run folder")
 
@@ -108,51 +115,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def given_options(args: argparse.Namespace) -> dict[str, str]:
+    """The options of a ``run`` command line that were given (every option defaults to None)."""
+    return {name: value for name, value in vars(args).items() if value is not None and name != "command"}
+
+
 def sweep_from(args: argparse.Namespace) -> Sweep:
     """The validated sweep of a ``run`` command line."""
-    preset = PRESETS[args.preset]
+    given = given_options(args)
+    preset = PRESETS[given.get("preset", "quick")]
+
+    def option(name: str, parse: Callable, default):
+        return parse(given[name]) if name in given else default
+
     known = tuple(registry())
-    backends = choices(known, "backend")(args.backends) if args.backends else known
-    sizes = whole_numbers("a size", 4)(args.sizes) if args.sizes else None
-    iterations = whole_numbers("an iteration count", 1)(args.iterations) if args.iterations else None
+    sizes = option("sizes", whole_numbers("a size", 4), None)
+    iterations = option("iterations", whole_numbers("an iteration count", 1), None)
+    points = preset.points
     if sizes or iterations:
         points = tuple(
             (n, it)
             for n in sizes or sorted({n for n, _ in preset.points})
             for it in iterations or sorted({it for _, it in preset.points})
         )
-    else:
-        points = preset.points
     return Sweep(
-        backends=backends,
-        grads=choices(GRADS, "grad")(args.grads) if args.grads else GRADS,
-        modes=choices(MODES, "mode")(args.modes) if args.modes else MODES,
-        devices=choices(DEVICES, "device")(args.devices) if args.devices else DEVICES,
-        dtypes=choices(DTYPES, "dtype")(args.dtypes) if args.dtypes else DTYPES,
+        backends=option("backends", choices(known, "backend"), known),
+        grads=option("grads", choices(GRADS, "grad"), GRADS),
+        modes=option("modes", choices(MODES, "mode"), MODES),
+        devices=option("devices", choices(DEVICES, "device"), DEVICES),
+        dtypes=option("dtypes", choices(DTYPES, "dtype"), DTYPES),
         points=points,
-        repeats=whole_number(args.repeats, "repeats", 1) if args.repeats else preset.repeats,
-        threads=whole_number(args.threads, "threads", 1) if args.threads else len(os.sched_getaffinity(0)),
-        seed=whole_number(args.seed, "the seed", 0),
-        learning_rate=positive_number(args.learning_rate) if args.learning_rate else None,
-        budget_s=positive_float(args.budget, "the budget") if args.budget else preset.budget_s,
-        timeout_s=positive_float(args.timeout, "the timeout") if args.timeout else preset.timeout_s,
+        repeats=option("repeats", lambda t: whole_number(t, "repeats", 1), preset.repeats),
+        threads=option("threads", lambda t: whole_number(t, "threads", 1), len(os.sched_getaffinity(0))),
+        seed=option("seed", lambda t: whole_number(t, "the seed", 0), 0),
+        learning_rate=option("learning_rate", lambda t: positive_number(t, "the learning rate"), None),
+        budget_s=option("budget", lambda t: positive_number(t, "the budget", " of seconds"), preset.budget_s),
+        timeout_s=option("timeout", lambda t: positive_number(t, "the timeout", " of seconds"), preset.timeout_s),
     )
-
-
-def positive_float(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise UsageError(f"{what} must be a positive number of seconds, got {text!r}")
-    return value
 
 
 def check_writable(folder: Path) -> None:
     """Refuse a folder that exists already or whose nearest existing parent cannot be written."""
+    if (folder / "sweep.json").is_file():
+        raise UsageError(
+            f"output folder {folder} holds a run already; finish it with --resume {folder}, or choose another --out"
+        )
     if folder.exists():
-        raise UsageError(f"output folder {folder} exists already; choose another --out, or --resume it")
+        raise UsageError(f"output folder {folder} exists and is not a run folder; choose another --out")
     parent = folder.parent
     while not parent.exists():
         parent = parent.parent
@@ -160,49 +169,80 @@ def check_writable(folder: Path) -> None:
         raise UsageError(f"cannot create output folder {folder}: {parent} is not a writable folder")
 
 
-def sweep_of_run(folder: Path) -> Sweep:
-    """The sweep an existing run folder was started with."""
-    saved = folder / "sweep.json"
-    if not saved.is_file():
-        raise UsageError(f"{folder} is not a run folder to resume (no sweep.json)")
-    data = json.loads(saved.read_text())
-    data["points"] = tuple(tuple(p) for p in data["points"])
-    return Sweep(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+def run_to_resume(args: argparse.Namespace) -> tuple[Path, Sweep, str]:
+    """The folder, sweep and run id of the run named by ``--resume``, checked before anything is written."""
+    folder = Path(args.resume)
+    given = [f"--{name.replace('_', '-')}" for name in given_options(args) if name != "resume"]
+    if given:
+        raise UsageError(f"--resume finishes a run with the settings it was started with; drop {', '.join(given)}")
+    if not (folder / "sweep.json").is_file() or not (folder / "environment.json").is_file():
+        raise UsageError(f"--resume {folder}: not a run folder (a run folder holds sweep.json and environment.json)")
+    try:
+        data = json.loads((folder / "sweep.json").read_text())
+        data["points"] = tuple(tuple(p) for p in data["points"])
+        sweep = Sweep(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        run_id = json.loads((folder / "environment.json").read_text())["run_id"]
+    except (ValueError, TypeError, KeyError) as error:
+        raise UsageError(f"--resume {folder}: damaged sweep.json or environment.json ({error!r})") from error
+    known = registry()
+    unknown = [name for name in sweep.backends if name not in known]
+    if unknown:
+        raise UsageError(
+            f"--resume {folder}: the run used backend {', '.join(unknown)}, unknown here (known: {', '.join(known)});"
+            " add it with ARRAYBENCH_BACKENDS=module:Class or an entry point"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--resume {folder}: the folder cannot be written")
+    return folder, sweep, run_id
+
+
+def nothing_selected(sweep: Sweep) -> str:
+    """Why a sweep holds no configuration: what its backends implement against what was asked."""
+    offered = "; ".join(f"{name}: {', '.join(map(str, backend_class(name).variants))}" for name in sweep.backends)
+    return (
+        f"no configuration to run: no variant has a grad in {','.join(sweep.grads)} and a mode in"
+        f" {','.join(sweep.modes)} (variants: {offered})"
+    )
 
 
 def command_run(args: argparse.Namespace, console: Console) -> int:
     if args.resume:
-        folder = Path(args.resume)
-        sweep = sweep_of_run(folder)
-        run_id = json.loads((folder / "environment.json").read_text())["run_id"]
-    else:
-        sweep = sweep_from(args)
-        run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + host_name()
-        folder = Path(args.out) if args.out else RESULTS_DIR / run_id
-        check_writable(folder)
-    configs = plan(sweep)
-    if args.resume:
+        folder, sweep, run_id = run_to_resume(args)
+        configs = plan(sweep)
         done = done_keys(folder)
         configs = [c for c in configs if c.key not in done]
     else:
-        folder.mkdir(parents=True)
-        (folder / "sweep.json").write_text(json.dumps(asdict(sweep), indent=1))
+        sweep = sweep_from(args)
+        run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + host_name()
+        folder = Path(args.out) if args.out is not None else RESULTS_DIR / run_id
+        check_writable(folder)
+        configs = plan(sweep)
+        if not configs:
+            raise UsageError(nothing_selected(sweep))
         environment = {"run_id": run_id, **fingerprint(sweep.threads)}
+        folder.mkdir(parents=True)
         (folder / "environment.json").write_text(json.dumps(environment, indent=1))
+        (folder / "sweep.json").write_text(json.dumps(asdict(sweep), indent=1))
 
     console.print(
         f"arraybench: {len(configs)} configurations, {sweep.threads} threads each, into {folder}",
         highlight=False,
+        soft_wrap=True,
     )
     progress = SweepProgress(len(configs), console)
     sweeper = Sweeper(sweep, folder, run_id, host_name(), progress)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM ends a sweep as Ctrl-C does
     try:
-        statuses = sweeper.run(configs)
+        sweeper.run(configs)
     except KeyboardInterrupt:
         progress.close()
-        console.print(f"interrupted: finished configurations are in {folder}; "
-                      f"finish with: python -m bench run --resume {folder}", highlight=False)  # fmt: skip
+        message = (
+            f"interrupted: finished configurations are in {folder}; finish with: python -m bench run --resume {folder}"
+        )
+        console.print(message, highlight=False, soft_wrap=True)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     progress.close()
     environment_path = folder / "environment.json"
     environment = json.loads(environment_path.read_text())
@@ -211,10 +251,12 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
 
     from bench.report import print_summary
 
-    print_summary(results.read_csv(folder), console)
+    summary = results.read_csv(folder)
+    print_summary(summary, console)
+    statuses = Counter(summary["status"])
     counts = ", ".join(f"{statuses[s]} {s}" for s in results.STATUSES if statuses[s])
-    console.print(f"status: {counts or 'nothing left to run'}", highlight=False)
-    console.print(f"run folder: {folder}", highlight=False)
+    console.print(f"status: {counts}", highlight=False, soft_wrap=True)
+    console.print(f"run folder: {folder}", highlight=False, soft_wrap=True)
     return 0 if set(statuses) <= {"ok", "skipped"} else 1
 
 
@@ -243,6 +285,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_list(console)
         print(json.dumps(fingerprint(), indent=1))
         return 0
-    except (UsageError, results.ResultsError) as error:
+    except (UsageError, RegistryError, results.ResultsError) as error:
         print(f"python -m bench: error: {error}", file=sys.stderr)
         return 2

@@ -1,34 +1,50 @@
-"""Will a configuration fit in memory? An estimate of what the tutorial loop needs, checked before it starts.
+"""Whether a configuration's arrays fit in the memory that is free, checked before it starts.
 
-The host check runs in the runner, before a worker is started; the device check runs in the worker, where the
-framework is loaded and can say how much of its device is free (:meth:`backends.contract.Backend.free_memory`).
+The runner checks host memory before it sends a CPU configuration to a worker; the worker checks a
+device's memory through :meth:`backends.contract.Backend.free_memory` before it prepares the fit.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import psutil
 
-from backends.contract import Problem
+from bench.config import Configuration
 
 ARRAYS_ALIVE = 12
 """Arrays of n elements alive at once in the tutorial loop (x, y, y_pred, y_pred - y, its gradient, x**2,
 x**3 and their products, plus framework temporaries), a deliberately generous count."""
 
-HEADROOM = 0.8
-"""Only this share of the free memory is counted on: allocators, caches and other processes need the rest."""
+USABLE_FRACTION = 0.8
+"""A configuration may use at most this fraction of the free memory: the rest is for everything else."""
 
 
-def estimated_bytes(problem: Problem) -> int:
-    """Bytes the fit of ``problem`` needs at most, by the generous count above."""
-    return problem.n * np.dtype(problem.dtype).itemsize * ARRAYS_ALIVE
+def bytes_needed(config: Configuration) -> int:
+    """The estimated peak memory of ``config``'s arrays."""
+    return config.n * np.dtype(config.dtype).itemsize * ARRAYS_ALIVE
 
 
-def shortfall(problem: Problem, free_bytes: int, where: str) -> str | None:
-    """The reason to skip ``problem`` when it cannot fit in ``free_bytes`` of ``where`` memory, else None."""
-    need = estimated_bytes(problem)
-    if need <= HEADROOM * free_bytes:
+def readable(size: float) -> str:
+    """``size`` bytes in TiB, GiB, MiB or KiB, whichever reads best."""
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if size >= scale / 10:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size / 2**10:.1f} KiB"
+
+
+def shortfall(config: Configuration, free: int, where: str) -> str | None:
+    """The reason to skip ``config`` when its estimate exceeds the usable part of ``free`` bytes, else None."""
+    need = bytes_needed(config)
+    if need <= USABLE_FRACTION * free:
         return None
     return (
-        f"needs about {need / 2**30:.2f} GiB of {where} memory ({ARRAYS_ALIVE} arrays of n={problem.n:,}"
-        f" {problem.dtype}), {free_bytes / 2**30:.2f} GiB free"
+        f"needs about {readable(need)} of {where} ({ARRAYS_ALIVE} arrays of n={config.n:,} {config.dtype}),"
+        f" {readable(free)} free"
     )
+
+
+def host_shortfall(config: Configuration) -> str | None:
+    """:func:`shortfall` of a CPU configuration against the host's available memory."""
+    if config.device != "cpu":
+        return None
+    return shortfall(config, psutil.virtual_memory().available, "host memory")

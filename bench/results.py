@@ -6,6 +6,7 @@ sweep leaves valid CSVs holding every finished configuration.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -56,21 +57,50 @@ class ResultsError(ValueError):
 
 
 def append_rows(folder: Path, kind: str, rows: list[dict]) -> None:
-    """Append ``rows`` to the run folder's ``kind`` CSV, writing the header on first use."""
+    """Append ``rows`` to the run folder's ``kind`` CSV (with the header on first use) and flush them to disk.
+
+    The rows go out in one ``write`` call, so a killed runner leaves whole rows, never half of one.
+    """
     if not rows:
         return
     path = folder / FILES[kind]
-    frame = pd.DataFrame(rows, columns=COLUMNS[kind])
-    frame.to_csv(path, mode="a", header=not path.exists() or path.stat().st_size == 0, index=False)
+    header = not path.exists() or path.stat().st_size == 0
+    data = pd.DataFrame(rows, columns=COLUMNS[kind]).to_csv(header=header, index=False).encode()
+    with path.open("ab", buffering=0) as file:
+        while data:
+            data = data[file.write(data) :]
+        os.fsync(file.fileno())
 
 
-def read_csv(path: Path, kind: str = "summary") -> pd.DataFrame:
-    """Read and check one of arraybench's CSVs; raise :class:`ResultsError` with a clear reason."""
+def drop_partial_line(path: Path) -> None:
+    """Cut an incomplete last line (a write that never finished) from ``path``, if it has one."""
+    data = path.read_bytes() if path.is_file() else b""
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as file:
+            file.truncate(data.rfind(b"\n") + 1)
+
+
+def read_csv(path: Path, kind: str = "summary", *, may_be_empty: bool = False) -> pd.DataFrame:
+    """Read and check one of arraybench's CSVs; raise :class:`ResultsError` with a clear reason.
+
+    ``may_be_empty`` turns a missing, empty or header-only file into an empty table instead of an error.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / FILES[kind]
+    nothing = pd.DataFrame(columns=COLUMNS[kind])
     if not path.is_file():
+        if may_be_empty:
+            return nothing
         raise ResultsError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        if may_be_empty:
+            return nothing
+        raise ResultsError(f"{path}: is empty")
+    with path.open("rb") as file:
+        file.seek(-1, os.SEEK_END)
+        if file.read(1) != b"\n":
+            raise ResultsError(f"{path}: truncated (its last line is incomplete)")
     try:
         frame = pd.read_csv(path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
@@ -78,6 +108,12 @@ def read_csv(path: Path, kind: str = "summary") -> pd.DataFrame:
     missing = [c for c in COLUMNS[kind] if c not in frame.columns]
     if missing:
         raise ResultsError(f"{path}: not an arraybench {FILES[kind]} (missing columns: {', '.join(missing)})")
-    if frame.empty:
+    damaged = frame[KEY_COLUMNS].isna().any(axis=1)
+    if damaged.any():
+        raise ResultsError(f"{path}: truncated or damaged ({damaged.sum()} rows lack some of {', '.join(KEY_COLUMNS)})")
+    unknown = sorted(map(str, set(frame["status"]) - set(STATUSES))) if "status" in COLUMNS[kind] else []
+    if unknown:
+        raise ResultsError(f"{path}: unknown status {', '.join(unknown)}; arraybench writes {', '.join(STATUSES)}")
+    if frame.empty and not may_be_empty:
         raise ResultsError(f"{path}: holds no rows")
     return frame

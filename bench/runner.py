@@ -2,7 +2,8 @@
 
 Frameworks never share a timing process: each (backend, device) group runs in its own fresh worker, and a
 worker that hangs (killed after the timeout) or crashes is replaced by a fresh one for the rest of the
-group. Each configuration's rows are written as soon as it finishes.
+group, as is one whose framework raised (its state can no longer be trusted). Each configuration's rows
+are written and flushed as soon as it finishes; Ctrl-C or SIGTERM is held back while they are written.
 """
 
 from __future__ import annotations
@@ -13,23 +14,25 @@ import math
 import os
 import queue
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from itertools import groupby
 from pathlib import Path
 
-import numpy as np
-import psutil
-
 from backends import backend_class
-from backends.contract import FitResult
+from backends.contract import FitResult, default_learning_rate
 from backends.reference import loss_relative_error, reference_fit, relative_error
-from bench import memory, results
+from bench import results
 from bench.config import Configuration, Sweep
+from bench.memory import host_shortfall
 from bench.stats import summarise
+
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
 
 def worker_environment(threads: int) -> dict[str, str]:
@@ -44,6 +47,7 @@ def worker_environment(threads: int) -> dict[str, str]:
         )
     env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # JAX must not grab 75% of a shared GPU
     env["PYTHONUNBUFFERED"] = "1"
+    env["ARRAYBENCH_RUNNER_PID"] = str(os.getpid())
     return env
 
 
@@ -97,7 +101,7 @@ class WorkerProcess:
         if code == -signal.SIGKILL:
             how += " (possibly the out-of-memory killer)"
         self.stderr.seek(0)
-        tail = " | ".join(self.stderr.read().decode(errors="replace").strip().splitlines()[-3:])
+        tail = error_tail(self.stderr.read().decode(errors="replace"))
         return f"worker {how}" + (f": {tail}" if tail else "")[:600]
 
     def kill(self) -> None:
@@ -115,14 +119,37 @@ class WorkerProcess:
             self.kill()
 
 
-def memory_shortfall(config: Configuration) -> str | None:
-    """A reason to skip ``config`` when its arrays cannot fit in free host memory, else None.
+def error_tail(text: str) -> str:
+    """The telling end of a dead worker's error output, on one line.
 
-    Device memory is checked by the worker, where the framework can tell what is free (bench.worker).
+    After a native crash that is faulthandler's "Fatal Python error" and the two innermost Python frames of
+    the crashing thread; otherwise the last three lines (the end of a traceback, or a framework's last words).
     """
-    if config.device != "cpu":
-        return None
-    return memory.shortfall(config.problem, psutil.virtual_memory().available, "host")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    fatal = [i for i, line in enumerate(lines) if line.startswith("Fatal Python error")]
+    if fatal:
+        stack = lines[fatal[-1] + 1 :]
+        current = next((i for i, line in enumerate(stack) if line.startswith("Current thread")), -1)
+        frames = [line for line in stack[current + 1 : current + 3] if line.startswith("File")]
+        return " | ".join([lines[fatal[-1]], *frames])
+    return " | ".join(lines[-3:])
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold back Ctrl-C and SIGTERM until the block is done, then raise :class:`KeyboardInterrupt`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda number, _: received.append(number)) for sig in INTERRUPTS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        raise KeyboardInterrupt
 
 
 def config_columns(config: Configuration, run_id: str, host: str, status: str, reason: str, version: str) -> dict:
@@ -136,21 +163,37 @@ def config_columns(config: Configuration, run_id: str, host: str, status: str, r
 
 
 def first_divergence(config: Configuration, result: FitResult) -> str | None:
-    """The reason text for a loss that became NaN or infinite, or None."""
+    """The reason text for a loss that became NaN or infinite (with the iteration), or None."""
     problem = config.problem
+    if config.learning_rate is None:
+        rate = f"learning rate {problem.lr:g}, the default for n={config.n}"
+    else:
+        rate = f"learning rate {problem.lr:g}; the default for n={config.n} is {default_learning_rate(config.n):g}"
     for t, loss in zip(problem.logged_iterations, result.logged_losses, strict=True):
         if not math.isfinite(loss):
             return (
-                f"loss is {loss} at logged iteration {t} (learning rate {problem.lr:g} is too large for n={config.n})"
+                f"loss is {loss} at iteration {t}, the first non-finite of the losses logged every"
+                f" {problem.log_interval} iterations ({rate})"
             )
     if not math.isfinite(result.final_loss) or not all(map(math.isfinite, result.weights)):
-        return f"loss or weights non-finite at the last iteration ({config.iterations - 1})"
+        return f"loss or weights non-finite at the last iteration, {config.iterations - 1} ({rate})"
+    return None
+
+
+def malformed(config: Configuration, reply: dict) -> str | None:
+    """Why the result in a worker's ``ran`` reply cannot be checked, or None when it has the expected shape."""
+    weights, losses = reply["weights"], reply["logged_losses"]
+    logged = len(config.problem.logged_iterations)
+    if len(weights) != 4 or len(losses) != logged:
+        return f"the backend returned {len(weights)} weights and {len(losses)} logged losses, not 4 and {logged}"
     return None
 
 
 def rows_for(config: Configuration, reply: dict, run_id: str, host: str) -> dict[str, list[dict]]:
     """The raw, summary and loss rows of one configuration, with its check against the reference."""
     version = reply.get("backend_version", "")
+    if reply["status"] == "ran" and (problem := malformed(config, reply)):
+        reply = {"status": "failed", "reason": problem}
     if reply["status"] != "ran":
         base = config_columns(config, run_id, host, reply["status"], reply.get("reason", ""), version)
         return {"summary": [base], "raw": [], "losses": []}
@@ -177,7 +220,7 @@ def rows_for(config: Configuration, reply: dict, run_id: str, host: str) -> dict
     a, b, c, d = result.weights
     device_samples = reply.get("device_samples_s") or []
     summary = {
-        **base, **stats, "gpu_median_s": float(np.median(device_samples)) if device_samples else math.nan,
+        **base, **stats, "gpu_median_s": statistics.median(device_samples) if device_samples else math.nan,
         "first_call_s": reply["first_call_s"], "compile_s": reply["first_call_s"] - stats["median_s"],
         "final_loss": result.final_loss, "a": a, "b": b, "c": c, "d": d,
         "ref_rel_err": rel_err, "ref_ok": status == "ok", "loss_rel_err": loss_err,
@@ -199,8 +242,9 @@ def rows_for(config: Configuration, reply: dict, run_id: str, host: str) -> dict
 
 def write_rows(folder: Path, rows: dict[str, list[dict]]) -> None:
     """Append one configuration's rows: raw and losses first, summary last (it marks the configuration done)."""
-    for kind in ("raw", "losses", "summary"):
-        results.append_rows(folder, kind, rows[kind])
+    with interrupts_held():
+        for kind in ("raw", "losses", "summary"):
+            results.append_rows(folder, kind, rows[kind])
 
 
 class Sweeper:
@@ -230,10 +274,10 @@ class Sweeper:
             self.worker = None
 
     def _one(self, config: Configuration) -> None:
-        """Run one configuration in the group's worker (started afresh after a hang or crash); write its rows."""
+        """Run one configuration in the group's worker (afresh after a hang, crash or error); write its rows."""
         self.progress.start(config)
         variant_key = (config.backend, config.grad, config.mode, config.device, config.dtype)
-        skip = memory_shortfall(config)
+        skip = host_shortfall(config)
         if variant_key in self.oom_at and config.n >= self.oom_at[variant_key]:
             skip = f"n={self.oom_at[variant_key]} of this variant already ran out of memory"
         if skip:
@@ -249,6 +293,8 @@ class Sweeper:
                 reply = self.worker.request(message, self.sweep.timeout_s)
             except WorkerFailure as failure:
                 reply, self.worker = {"status": failure.status, "reason": str(failure)}, None
+            if reply["status"] in ("failed", "oom"):
+                self._drop_worker(kill=True)  # a framework that raised may be left in a broken state
         if reply["status"] == "oom":
             self.oom_at[variant_key] = config.n
         if reply.get("threads_used"):
@@ -268,20 +314,18 @@ def plan(sweep: Sweep) -> list[Configuration]:
 def done_keys(folder: Path) -> set[tuple]:
     """Keys of the configurations already in the folder's summary.csv (for ``--resume``).
 
-    Rows of raw.csv and losses.csv whose configuration never reached summary.csv (the runner was stopped
-    between the writes) are dropped, so that the resumed run repeats them cleanly.
+    An incomplete last line (a write cut short) is dropped from every CSV, and so are rows of raw.csv and
+    losses.csv whose configuration never reached summary.csv (the runner was stopped between the writes),
+    so that the resumed run repeats those configurations cleanly.
     """
-    summary_path = folder / results.FILES["summary"]
-    if not summary_path.exists():
-        for kind in ("raw", "losses"):
-            (folder / results.FILES[kind]).unlink(missing_ok=True)
-        return set()
-    summary = results.read_csv(summary_path)
+    paths = {kind: folder / name for kind, name in results.FILES.items()}
+    for path in paths.values():
+        results.drop_partial_line(path)
+    summary = results.read_csv(paths["summary"], "summary", may_be_empty=True)
     keys = set(summary[results.KEY_COLUMNS].itertuples(index=False, name=None))
     for kind in ("raw", "losses"):
-        path = folder / results.FILES[kind]
-        if path.exists() and path.stat().st_size:
-            frame = results.read_csv(path, kind)
-            keep = [key in keys for key in frame[results.KEY_COLUMNS].itertuples(index=False, name=None)]
-            frame[keep].to_csv(path, index=False)
+        frame = results.read_csv(paths[kind], kind, may_be_empty=True)
+        keep = [key in keys for key in frame[results.KEY_COLUMNS].itertuples(index=False, name=None)]
+        if not all(keep):
+            frame[keep].to_csv(paths[kind], index=False)
     return keys

@@ -4,20 +4,25 @@ The runner starts ``python -m bench.worker`` with the thread settings already in
 :func:`bench.runner.worker_environment`), so they are in force before any framework is imported. The
 worker pins itself to that many cores, then reads one configuration per line on stdin and answers one
 JSON line per configuration on a private copy of stdout; anything a framework prints goes to stderr.
+A crash in native code leaves the Python stack on stderr (``faulthandler``), for the runner's failure reason,
+and on Linux the worker dies with the runner, so no worker outlives an interrupted sweep.
 """
 
 from __future__ import annotations
 
+import ctypes
+import faulthandler
 import json
 import os
+import signal
 import sys
 import traceback
 from typing import TextIO
 
 from backends import load_backend
 from backends.contract import Backend, BackendUnavailable, Problem
-from bench import memory
 from bench.config import Configuration
+from bench.memory import shortfall
 from bench.timing import measure
 
 WARM_UP_PROBLEM = {"n": 16, "iterations": 2}
@@ -37,14 +42,6 @@ def is_out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` is a framework's out-of-memory error (host or device)."""
     text = f"{type(error).__name__} {error}".lower()
     return isinstance(error, MemoryError) or "out of memory" in text or "resource_exhausted" in text
-
-
-def device_memory_shortfall(backend: Backend, config: Configuration) -> str | None:
-    """A reason to skip ``config`` when the backend says its device has too little free memory, else None."""
-    free = backend.free_memory(config.device)
-    if free is None:
-        return None
-    return memory.shortfall(config.problem, free, config.device.upper())
 
 
 class Worker:
@@ -70,8 +67,11 @@ class Worker:
         if isinstance(backend, str):
             return {"status": "skipped", "reason": backend}
         reply: dict = {"backend_version": backend.version()}
-        reason = backend.unavailable_reason(config.variant, config.device) or device_memory_shortfall(backend, config)
+        reason = backend.unavailable_reason(config.variant, config.device)
         if reason:
+            return {**reply, "status": "skipped", "reason": reason}
+        free = backend.free_memory(config.device)
+        if free is not None and (reason := shortfall(config, free, f"{config.device} memory")):
             return {**reply, "status": "skipped", "reason": reason}
         try:
             warm_key = (config.grad, config.mode, config.device, config.dtype)
@@ -111,7 +111,19 @@ def serve(requests: TextIO, replies: TextIO) -> None:
             replies.flush()
 
 
+def die_with_runner() -> None:
+    """On Linux, have the kernel kill this worker when the runner that started it dies, even by SIGKILL."""
+    if sys.platform != "linux":
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if str(os.getppid()) != os.environ.get("ARRAYBENCH_RUNNER_PID", str(os.getppid())):
+        os._exit(1)  # the runner died before the request above took effect
+
+
 def main() -> None:
+    die_with_runner()
+    faulthandler.enable()
     pin_threads(int(os.environ.get("ARRAYBENCH_THREADS", os.cpu_count() or 1)))
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # framework chatter must not corrupt the protocol

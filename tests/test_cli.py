@@ -39,12 +39,6 @@ def test_bad_options_get_one_line_and_exit_2(tmp_path: Path, capsys, option: str
     assert not out.exists()
 
 
-def test_existing_output_folder_is_refused(tmp_path: Path, capsys) -> None:
-    (tmp_path / "run").mkdir()
-    assert main(["run", "--out", str(tmp_path / "run")]) == 2
-    assert "exists already" in capsys.readouterr().err
-
-
 def test_sizes_accept_readable_spellings(tmp_path: Path) -> None:
     from bench.cli import build_parser, sweep_from
 

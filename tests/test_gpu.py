@@ -300,8 +300,8 @@ def test_worker_skips_a_size_its_device_cannot_hold_with_the_estimate_in_the_rea
     config = small_config(n=1_000_000)
     reply = worker.run({"configuration": config.to_dict(), "repeats": 1, "budget_s": 1.0})
     assert reply["status"] == "skipped"
-    assert reply["reason"] == ("needs about 0.09 GiB of CPU memory (12 arrays of n=1,000,000 float64), 0.00 GiB free")
-    assert memory.estimated_bytes(config.problem) == 12 * 8 * 1_000_000
+    assert reply["reason"] == "needs about 91.6 MiB of cpu memory (12 arrays of n=1,000,000 float64), 1.0 MiB free"
+    assert memory.bytes_needed(config) == 12 * 8 * 1_000_000
 
 
 def test_worker_runs_what_fits() -> None:

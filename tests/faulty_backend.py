@@ -1,0 +1,87 @@
+"""A deliberately faulty backend, for the reliability tests only (it is not part of arraybench).
+
+It is added the way a user adds their own framework, without editing arraybench:
+``ARRAYBENCH_BACKENDS=tests.faulty_backend:FaultyBackend``, or an entry point in the group
+``arraybench.backends``. Its one variant is ``manual/eager`` on the CPU (the names the command line accepts),
+and the problem size ``n`` chooses the fault, so that one sweep can mix faulty and sound configurations:
+``--sizes 5,16`` hangs at n=5 and fits correctly at n=16. Every size not in :data:`FAULTS` fits correctly,
+with the NumPy tutorial loop. Faults strike inside the timed fit, after the worker's warm-up (n=16).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import sys
+import time
+
+from backends.contract import Backend, Fit, FitResult, Problem, Variant
+from backends.numpy_backend import fit_tutorial
+
+FAULTS = {
+    5: "hang",  # sleeps for ever: the runner's --timeout must kill it
+    6: "segfault",  # reads address 0 through ctypes, as a broken C extension does
+    7: "abort",  # os.abort(), as a failed C++ assertion does
+    8: "exit",  # a last word on stderr, then os._exit(3)
+    9: "raise",  # a RuntimeError from inside the framework, which leaves the process broken
+    10: "oom",  # MemoryError, as an allocator raises when memory runs out; leaves the process broken too
+    11: "nan",  # the losses turn NaN from the second logged iteration on: divergence
+    12: "malformed",  # a result with three weights instead of four
+    13: "slow",  # correct, but every fit takes SLOW_S seconds (to interrupt a sweep in mid-run)
+}
+SLOW_S = 0.4
+FREE_MEMORY_BYTES = 2**20
+"""The memory the faulty backend says its device has free: an n whose estimate exceeds it is skipped."""
+broken = False
+"""Set by a raised error: every later fit in this process fails, as a GPU context does after a device error."""
+
+
+def faulty_fit(fault: str, fit: Fit) -> FitResult:
+    """Run ``fit``, spoiled by ``fault``."""
+    global broken
+    if broken:
+        raise RuntimeError("faulty backend: unusable after an earlier error in this process")
+    if fault in ("raise", "oom"):
+        broken = True
+    if fault == "hang":
+        time.sleep(3600)
+    elif fault == "segfault":
+        ctypes.string_at(0)
+    elif fault == "abort":
+        os.abort()
+    elif fault == "exit":
+        print("faulty backend: giving up with exit status 3", file=sys.stderr, flush=True)
+        os._exit(3)
+    elif fault == "raise":
+        raise RuntimeError("faulty backend: kernel launch failed")
+    elif fault == "oom":
+        raise MemoryError("faulty backend: cannot allocate 8 GiB")
+    elif fault == "slow":
+        time.sleep(SLOW_S)
+    result = fit()
+    if fault == "nan":
+        losses = result.logged_losses[:1] + [math.nan] * (len(result.logged_losses) - 1)
+        return FitResult(result.weights, math.nan, losses)
+    if fault == "malformed":
+        return FitResult(result.weights[:3], result.final_loss, result.logged_losses)  # type: ignore[arg-type]
+    return result
+
+
+class FaultyBackend(Backend):
+    """The NumPy tutorial loop, except at the sizes listed in :data:`FAULTS`."""
+
+    name = "faulty"
+    variants = (Variant("manual", "eager"),)
+
+    def version(self) -> str:
+        return "0-faulty"
+
+    def free_memory(self, device: str) -> int | None:
+        return FREE_MEMORY_BYTES
+
+    def prepare(self, problem: Problem, variant: Variant, device: str) -> Fit:
+        x, y = problem.x_and_y()
+        weights = problem.initial_weights()
+        fault = FAULTS.get(problem.n, "none")
+        return lambda: faulty_fit(fault, lambda: fit_tutorial(x, y, weights, problem))
