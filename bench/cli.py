@@ -23,6 +23,7 @@ from bench import results
 from bench.config import PRESETS, Sweep
 from bench.environment import PROJECT_ROOT, fingerprint, host_name
 from bench.progress import SweepProgress
+from bench.report import FORMATS, command_report, load_run
 from bench.runner import Sweeper, done_keys, plan
 
 RESULTS_DIR = PROJECT_ROOT / "results"
@@ -95,6 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run folder to create (default: results/<run-id>)")
     run.add_argument("--resume", metavar="RUN", help="finish an interrupted run folder")
 
+    report = commands.add_parser("report", help="tables, scaling model and crossovers of a run")
+    report.add_argument("run", nargs="?", help="run folder or its summary.csv (default: the newest under results/)")
+    report.add_argument("--format", choices=FORMATS, default="table", help="table (terminal), md or csv (table)")
+    plot = commands.add_parser("plot", help="write a run's plots as PNG files into its folder")
+    plot.add_argument("run", nargs="?", help="run folder or its summary.csv (default: the newest under results/)")
+    compare = commands.add_parser("compare", help="compare the timings of two runs, configuration by configuration")
+    compare.add_argument("old", help="the earlier run folder (or its summary.csv)")
+    compare.add_argument("new", help="the later run folder (or its summary.csv)")
+    compare.add_argument("--threshold", default="0.10", help="relative change that counts as a change (0.10)")
+    compare.add_argument("--fail-on-regression", action="store_true", help="exit 1 if anything got slower")
+
     commands.add_parser("list", help="every backend and variant, and whether it can run here")
     commands.add_parser("env", help="print the machine and software fingerprint")
     return parser
@@ -138,6 +150,16 @@ def positive_float(text: str, what: str) -> float:
         value = -1.0
     if not value > 0:
         raise UsageError(f"{what} must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def fraction(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise UsageError(f"{what} must be a fraction between 0 and 1 (0.10 is 10 %), got {text!r}")
     return value
 
 
@@ -231,6 +253,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "run":
             return command_run(args, console)
+        if args.command == "report":
+            return command_report(load_run(args.run, RESULTS_DIR), args.format, console)
+        if args.command == "plot":
+            from bench.plots import command_plot
+
+            return command_plot(load_run(args.run, RESULTS_DIR), console)
+        if args.command == "compare":
+            from bench.compare import command_compare
+
+            threshold = fraction(args.threshold, "the threshold")
+            old, new = load_run(args.old, RESULTS_DIR), load_run(args.new, RESULTS_DIR)
+            return command_compare(old, new, threshold, args.fail_on_regression, console)
         if args.command == "list":
             return command_list(console)
         print(json.dumps(fingerprint(), indent=1))

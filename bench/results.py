@@ -68,6 +68,12 @@ def read_csv(path: Path, kind: str = "summary") -> pd.DataFrame:
         path = path / FILES[kind]
     if not path.is_file():
         raise ResultsError(f"{path}: no such file")
+    size = path.stat().st_size
+    if size:
+        with path.open("rb") as file:
+            file.seek(size - 1)
+            if file.read(1) != b"\n":
+                raise ResultsError(f"{path}: truncated (its last line does not end with a newline)")
     try:
         frame = pd.read_csv(path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
