@@ -118,6 +118,29 @@ def test_crossover_from_a_run(tmp_path: Path) -> None:
     assert row[:3] == ["jax manual/jit-loop cpu float64", "numpy manual/eager cpu float64", "from n = 30,000 on"]
 
 
+def with_gpu(seconds: dict[tuple, list[float]]) -> dict[tuple, list[float]]:
+    """``seconds`` plus a JAX jit-loop on the GPU: 80 us + 0.01 ns/element, measured from n = 10,000 on."""
+    gpu = {("jax", "manual", "jit-loop", "gpu", n): linear_us(80.0, 0.01, n) * ITERATIONS / 1e6 for n in (10**4, 10**6)}
+    return {**seconds, **{key: list(per_fit * NOISE) for key, per_fit in gpu.items()}}
+
+
+def test_gpu_against_cpu_crossover(tmp_path: Path) -> None:
+    summary = load_run(str(write_run(tmp_path / "run", with_gpu(synthetic_seconds()))), tmp_path).summary
+    rows = {(row[0], row[1]): row for row in crossover_section(summary).rows}
+    gpu_vs_cpu = rows["jax manual/jit-loop gpu float64", "jax manual/jit-loop cpu float64"]
+    assert gpu_vs_cpu[2:] == ["from n = 61,000 on", "10,000-1,000,000"]  # 30 us / 0.49 ns
+    gpu_vs_numpy = rows["jax manual/jit-loop gpu float64", "numpy manual/eager cpu float64"]
+    assert gpu_vs_numpy[2] == "from n = 38,000 on"  # 75 us / 1.99 ns
+    far = load_run(
+        str(
+            write_run(tmp_path / "far", with_gpu({}) | {k: v for k, v in synthetic_seconds().items() if k[-1] <= 10**4})
+        ),
+        tmp_path,
+    )
+    [row] = [r for r in crossover_section(far.summary).rows if "gpu" in r[0] and "numpy" in r[1]]
+    assert row[2:] == ["from n = 38,000 on (extrapolated)", "10,000-10,000"]
+
+
 # --- comparing runs -------------------------------------------------------------------------------------------
 
 
@@ -279,6 +302,14 @@ def test_sections_render_every_row(real_run: Path) -> None:
     text = markdown(report_sections(summary))
     scaling = [t for t in markdown_tables(text) if t[0][0] == "variant" and "overhead us" in t[0]]
     assert len(scaling) == 1 and len(scaling[0]) == 1 + summary.groupby(["backend", "mode", "dtype"]).ngroups
+
+
+def test_plots_of_two_devices_without_losses(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = write_run(tmp_path / "run", with_gpu(synthetic_seconds()))
+    code, out, _ = run_cli("plot", str(run), capsys=capsys)
+    assert code == 0 and "losses.png not drawn" in out
+    for name in ("time_per_iteration.png", "speedup.png", "first_call.png"):
+        assert imread(run / name).shape[0] > 400  # two rows of panels: cpu and gpu
 
 
 def test_plots_on_a_real_sweep(real_run: Path, capsys: pytest.CaptureFixture) -> None:
