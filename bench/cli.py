@@ -1,4 +1,4 @@
-"""``python -m bench``: run a sweep, list what can run here, print the machine's fingerprint.
+"""``python -m bench``: run a sweep; report, plot and compare runs; list what can run here; print the fingerprint.
 
 Every option is checked before any work: a bad value gets one line on stderr naming the problem and the
 valid choices, exit status 2, and nothing is written.
@@ -105,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("old", help="the earlier run folder (or its summary.csv)")
     compare.add_argument("new", help="the later run folder (or its summary.csv)")
     compare.add_argument("--threshold", default="0.10", help="relative change that counts as a change (0.10)")
-    compare.add_argument("--fail-on-regression", action="store_true", help="exit 1 if anything got slower")
+    compare.add_argument(
+        "--fail-on-regression", action="store_true", help="exit 1 if anything is significantly slower, or broke"
+    )
 
     commands.add_parser("list", help="every backend and variant, and whether it can run here")
     commands.add_parser("env", help="print the machine and software fingerprint")
