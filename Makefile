@@ -15,8 +15,10 @@ $(INSTALLED): pyproject.toml
 
 setup: $(INSTALLED)
 
+# The plots are drawn whenever the run wrote a folder (exit 0, or 1 for configurations not ok).
 bench: $(INSTALLED)
-	$(PY) -m bench run --preset quick
+	$(PY) -m bench run --preset quick; status=$$?; \
+	if [ $$status -le 1 ]; then $(PY) -m bench plot || exit $$?; fi; exit $$status
 
 bench-full: $(INSTALLED)
 	$(PY) -m bench run --preset full

@@ -1,4 +1,4 @@
-"""``python -m bench``: run a sweep, list what can run here, print the machine's fingerprint.
+"""``python -m bench``: run a sweep; report, plot and compare runs; list what can run here; print the fingerprint.
 
 Every option is checked before any work: a bad value gets one line on stderr naming the problem and the
 valid choices, exit status 2, and nothing is written.
@@ -26,6 +26,7 @@ from bench import results
 from bench.config import PRESETS, Sweep
 from bench.environment import PROJECT_ROOT, fingerprint, host_name
 from bench.progress import SweepProgress
+from bench.report import FORMATS, command_report, load_run
 from bench.runner import Sweeper, done_keys, plan
 
 RESULTS_DIR = PROJECT_ROOT / "results"
@@ -86,7 +87,7 @@ def positive_number(text: str, what: str, unit: str = "") -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m bench", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", metavar="run|list|env", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="run|list|env|report|plot|compare", required=True)
 
     run = commands.add_parser("run", help="time a sweep and write a run folder under results/")
     run.add_argument("--preset", choices=sorted(PRESETS), help="defaults for the grid (quick)")
@@ -109,6 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--out", help="run folder to create (default: results/<run-id>)")
     run.add_argument("--resume", metavar="RUN", help="finish an interrupted run folder")
+
+    report = commands.add_parser("report", help="tables, scaling model and crossovers of a run")
+    report.add_argument("run", nargs="?", help="run folder or its summary.csv (default: the newest under results/)")
+    report.add_argument("--format", choices=FORMATS, default="table", help="table (terminal), md or csv (table)")
+    plot = commands.add_parser("plot", help="write a run's plots as PNG files into its folder")
+    plot.add_argument("run", nargs="?", help="run folder or its summary.csv (default: the newest under results/)")
+    compare = commands.add_parser("compare", help="compare the timings of two runs, configuration by configuration")
+    compare.add_argument("old", help="the earlier run folder (or its summary.csv)")
+    compare.add_argument("new", help="the later run folder (or its summary.csv)")
+    compare.add_argument("--threshold", default="0.10", help="relative change that counts as a change (0.10)")
+    compare.add_argument(
+        "--fail-on-regression", action="store_true", help="exit 1 if anything is significantly slower, or broke"
+    )
 
     commands.add_parser("list", help="every backend and variant, and whether it can run here")
     commands.add_parser("env", help="print the machine and software fingerprint")
@@ -152,6 +166,16 @@ def sweep_from(args: argparse.Namespace) -> Sweep:
         budget_s=option("budget", lambda t: positive_number(t, "the budget", " of seconds"), preset.budget_s),
         timeout_s=option("timeout", lambda t: positive_number(t, "the timeout", " of seconds"), preset.timeout_s),
     )
+
+
+def fraction(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise UsageError(f"{what} must be a fraction between 0 and 1 (0.10 is 10 %), got {text!r}")
+    return value
 
 
 def check_writable(folder: Path) -> None:
@@ -281,6 +305,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "run":
             return command_run(args, console)
+        if args.command == "report":
+            return command_report(load_run(args.run, RESULTS_DIR), args.format, console)
+        if args.command == "plot":
+            from bench.plots import command_plot
+
+            return command_plot(load_run(args.run, RESULTS_DIR), console)
+        if args.command == "compare":
+            from bench.compare import command_compare
+
+            threshold = fraction(args.threshold, "the threshold")
+            old, new = load_run(args.old, RESULTS_DIR), load_run(args.new, RESULTS_DIR)
+            return command_compare(old, new, threshold, args.fail_on_regression, console)
         if args.command == "list":
             return command_list(console)
         print(json.dumps(fingerprint(), indent=1))
