@@ -32,7 +32,7 @@ from rich.table import Table
 
 from bench import cli, results
 from bench.environment import PROJECT_ROOT, gpus
-from bench.report import print_summary
+from bench.report import print_sections, report_sections
 
 GPU_BACKENDS = "torch,jax,cupy"
 CPU_BACKENDS = "numpy,torch,jax"
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = combined_summary(folder)
     if summary is not None:
         console.rule("GPU against CPU")
-        print_summary(summary, console)
+        print_sections(report_sections(summary), console)  # speed, first call, scaling, crossovers
         print_device_times(summary, console)
     copied = f", copied to {out}" if out else ""
     console.print(f"gpu-check: exit statuses {statuses} (0 is good); run folders in {folder}{copied}")
