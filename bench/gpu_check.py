@@ -8,7 +8,8 @@ install step, no network):
 2. a sweep of every GPU variant (PyTorch, JAX, CuPy; float32 and float64; n = 10^3 to 10^7, preset
    ``gpu-check``) and a sweep of the CPU variants to compare with (NumPy, and PyTorch and JAX eager and
    whole-loop; ``torch.compile`` on the CPU is left out to keep within the time);
-3. the summary table of both together, and the GPU's own time (CUDA events) beside the host's.
+3. the full report of both together (speed tables, scaling fits, the GPU-vs-CPU crossovers), and the
+   GPU's own time (CUDA events) beside the host's.
 
 The run folders go under ``results/gpu-check-<time>/``; when ``$OUT`` is set (on a lent machine), a
 tarball of them and the combined summary.csv are also written there after each step. Exit status: 0 when
