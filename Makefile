@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 # Frameworks that must be present: a test that would skip for want of one fails instead.
 REQUIRED_BACKENDS ?= numpy,torch,jax
 
-.PHONY: setup bench bench-full test lint format clean
+.PHONY: setup bench bench-full bench-pytest test lint format clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON_SYSTEM) -m venv $(VENV)
@@ -21,10 +21,18 @@ bench: $(INSTALLED)
 bench-full: $(INSTALLED)
 	$(PY) -m bench run --preset full
 
+# The pytest-benchmark fits run once each, untimed, as a correctness check, at one size: every size runs the
+# same code, and each torch.compile configuration costs seconds of compilation.
 test: $(INSTALLED)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	ARRAYBENCH_REQUIRED_BACKENDS=$(REQUIRED_BACKENDS) $(PY) -m pytest
+	ARRAYBENCH_REQUIRED_BACKENDS=$(REQUIRED_BACKENDS) $(PY) -m pytest --benchmark-disable --fit-sizes=1000
+
+# Every framework's fit through pytest-benchmark: one table per device, dtype and size, saved under .benchmarks/.
+BENCH_PYTEST_OPTIONS ?=
+bench-pytest: $(INSTALLED)
+	$(PY) -m pytest tests/benchmarks --benchmark-only --benchmark-autosave --benchmark-name=short \
+		--benchmark-columns=min,median,iqr,mean,stddev,rounds $(BENCH_PYTEST_OPTIONS)
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .
