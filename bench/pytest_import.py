@@ -23,7 +23,7 @@ REPLY_KEYS = (
     "backend_version", "first_call_s", "samples_s", "note", "weights", "final_loss", "logged_losses",
     "threads_used",
 )  # fmt: skip
-"""The keys of a worker's reply (:func:`bench.worker.ran_reply`) that each benchmark's extra_info holds."""
+"""The keys of a worker's reply (:func:`bench.worker.ran_reply`) that each benchmark's extra_info must hold."""
 
 
 def load(path: Path) -> tuple[dict, list[tuple[Configuration, dict]]]:
@@ -56,7 +56,8 @@ def load(path: Path) -> tuple[dict, list[tuple[Configuration, dict]]]:
             config.problem  # noqa: B018 (validates n, iterations, dtype, learning rate)
         except (TypeError, ValueError) as error:
             raise ResultsError(f"{path}: benchmark {name}: {error}") from None
-        found.append((config, {"status": "ran", **{k: info[k] for k in REPLY_KEYS}}))
+        reply = {k: v for k, v in info.items() if k not in CONFIG_KEYS}  # the reply's keys, and any optional ones
+        found.append((config, {**reply, "status": "ran"}))
     return data, found
 
 

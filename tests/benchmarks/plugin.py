@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 from backends import BackendUnavailable, load_backend, registry
 from backends.contract import Backend
@@ -23,8 +24,8 @@ from bench.worker import pin_threads
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 DEFAULT_ITERATIONS = (100,)
-"""Small enough that the default ``pytest --benchmark-only`` takes a few minutes on 2 cores (NumPy's fit at
-n = 100,000 costs about 10 ms per iteration there)."""
+"""Small enough that the default ``pytest --benchmark-only`` takes a few minutes on 2 cores: a dispatch-bound,
+a middle and a compute-bound size (NumPy's fit at n = 100,000 costs 10 to 20 ms per iteration there)."""
 
 
 def argument(parse: Callable[[str], object]) -> Callable[[str], object]:
@@ -68,10 +69,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Give the frameworks (imported later, when a fit first loads them) the runner's thread settings."""
+    """Give the frameworks the runner's thread settings: through the environment for those a fit loads later,
+    through threadpoolctl for the BLAS that NumPy has loaded already."""
     threads = config.getoption("fit_threads")
     os.environ.update(worker_environment(threads))
     pin_threads(threads)
+    threadpool_limits(threads)
 
 
 def configurations(config: pytest.Config) -> list[Configuration]:

@@ -33,7 +33,7 @@ def test_fit(
 ) -> None:
     config, backend = fit_config, fit_backend
     benchmark.group = group_name(config)
-    if benchmark.enabled:
+    if benchmark.enabled:  # with --benchmark-disable (make test): no warm-up, one untimed fit, checked
         warm_key = (config.backend, config.grad, config.mode, config.device, config.dtype)
         if warm_key not in warmed_variants:
             warm_up(backend, config)
