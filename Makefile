@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 # Frameworks that must be present: a test that would skip for want of one fails instead.
 REQUIRED_BACKENDS ?= numpy,torch,jax
 
-.PHONY: setup bench bench-full overhead test lint format clean gpu-check
+.PHONY: setup bench bench-full bench-pytest overhead test lint format clean gpu-check
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON_SYSTEM) -m venv $(VENV)
@@ -27,10 +27,18 @@ bench-full: $(INSTALLED)
 overhead: $(INSTALLED)
 	$(PY) -m bench.overhead
 
+# The pytest-benchmark fits run once each, untimed, as a correctness check, at one size: every size runs the
+# same code, and each torch.compile configuration costs seconds of compilation.
 test: $(INSTALLED)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	ARRAYBENCH_REQUIRED_BACKENDS=$(REQUIRED_BACKENDS) $(PY) -m pytest
+	ARRAYBENCH_REQUIRED_BACKENDS=$(REQUIRED_BACKENDS) $(PY) -m pytest --benchmark-disable --fit-sizes=1000
+
+# Every framework's fit through pytest-benchmark: one table per device, dtype and size, saved under .benchmarks/.
+BENCH_PYTEST_OPTIONS ?=
+bench-pytest: $(INSTALLED)
+	$(PY) -m pytest tests/benchmarks --benchmark-only --benchmark-autosave --benchmark-name=short \
+		--benchmark-columns=min,median,iqr,mean,stddev,rounds $(BENCH_PYTEST_OPTIONS)
 
 # On a machine with a CUDA GPU and the frameworks already installed (a lent GPU machine): no venv, no install.
 GPU_PYTHON ?= python3

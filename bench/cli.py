@@ -1,4 +1,5 @@
-"""``python -m bench``: run a sweep; report, plot and compare runs; list what can run here; print the fingerprint.
+"""``python -m bench``: run a sweep; report, plot and compare runs; import pytest-benchmark JSON; list what
+can run here; print the fingerprint.
 
 Every option is checked before any work: a bad value gets one line on stderr naming the problem and the
 valid choices, exit status 2, and nothing is written.
@@ -124,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--fail-on-regression", action="store_true", help="exit 1 if anything is significantly slower, or broke"
     )
 
+    imported = commands.add_parser("import-pytest-benchmark", help="turn pytest-benchmark JSON into a run folder")
+    imported.add_argument("file", help="JSON from pytest --benchmark-json (or --benchmark-autosave)")
+    imported.add_argument("--out", help="run folder to create (default: results/<run-id>)")
     commands.add_parser("list", help="every backend and variant, and whether it can run here")
     commands.add_parser("env", help="print the machine and software fingerprint")
     return parser
@@ -284,6 +288,20 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     return 0 if set(statuses) <= {"ok", "skipped"} else 1
 
 
+def command_import(args: argparse.Namespace, console: Console) -> int:
+    from bench import pytest_import
+    from bench.report import print_summary
+
+    data, found = pytest_import.load(Path(args.file))
+    folder = Path(args.out) if args.out else RESULTS_DIR / pytest_import.run_id_of(data)
+    check_writable(folder)
+    statuses = pytest_import.write_run_folder(Path(args.file), data, found, folder)
+    print_summary(results.read_csv(folder), console)
+    counts = ", ".join(f"{statuses[s]} {s}" for s in results.STATUSES if statuses[s])
+    console.print(f"imported {len(found)} benchmarks ({counts}) into {folder}", highlight=False)
+    return 0 if set(statuses) <= {"ok", "skipped"} else 1
+
+
 def command_list(console: Console) -> int:
     for name in registry():
         try:
@@ -317,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             threshold = fraction(args.threshold, "the threshold")
             old, new = load_run(args.old, RESULTS_DIR), load_run(args.new, RESULTS_DIR)
             return command_compare(old, new, threshold, args.fail_on_regression, console)
+        if args.command == "import-pytest-benchmark":
+            return command_import(args, console)
         if args.command == "list":
             return command_list(console)
         print(json.dumps(fingerprint(), indent=1))

@@ -189,6 +189,21 @@ def malformed(config: Configuration, reply: dict) -> str | None:
     return None
 
 
+def reference_check(config: Configuration, result: FitResult, reference: FitResult) -> tuple[str, str, float, float]:
+    """Status (``ok``, ``diverged`` or ``mismatch``), reason, ``ref_rel_err`` and ``loss_rel_err`` of one fit."""
+    if divergence := first_divergence(config, result):
+        return "diverged", divergence, math.nan, math.nan
+    rel_err = relative_error(result, reference)
+    loss_err = loss_relative_error(result, reference)
+    tolerance = results.TOLERANCE[config.dtype]
+    if rel_err <= tolerance and loss_err <= tolerance:
+        return "ok", "", rel_err, loss_err
+    reason = (
+        f"disagrees with the exact reference: weights {rel_err:.2e}, losses {loss_err:.2e} (tolerance {tolerance:g})"
+    )
+    return "mismatch", reason, rel_err, loss_err
+
+
 def rows_for(config: Configuration, reply: dict, run_id: str, host: str) -> dict[str, list[dict]]:
     """The raw, summary and loss rows of one configuration, with its check against the reference."""
     version = reply.get("backend_version", "")
@@ -200,21 +215,7 @@ def rows_for(config: Configuration, reply: dict, run_id: str, host: str) -> dict
 
     result = FitResult(tuple(reply["weights"]), reply["final_loss"], reply["logged_losses"])  # type: ignore[arg-type]
     reference = reference_fit(config.problem)
-    status, reason = "ok", ""
-    rel_err = loss_err = math.nan
-    if divergence := first_divergence(config, result):
-        status, reason = "diverged", divergence
-    else:
-        rel_err = relative_error(result, reference)
-        loss_err = loss_relative_error(result, reference)
-        tolerance = results.TOLERANCE[config.dtype]
-        if not (rel_err <= tolerance and loss_err <= tolerance):
-            status = "mismatch"
-            reason = (
-                f"disagrees with the exact reference: weights {rel_err:.2e}, losses {loss_err:.2e}"
-                f" (tolerance {tolerance:g})"
-            )
-
+    status, reason, rel_err, loss_err = reference_check(config, result, reference)
     base = config_columns(config, run_id, host, status, reason, version)
     stats = summarise(reply["samples_s"], config.iterations)
     a, b, c, d = result.weights

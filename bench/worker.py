@@ -23,7 +23,7 @@ from backends import load_backend
 from backends.contract import Backend, BackendUnavailable, Problem
 from bench.config import Configuration
 from bench.memory import shortfall
-from bench.timing import measure
+from bench.timing import Measurement, measure
 
 WARM_UP_PROBLEM = {"n": 16, "iterations": 2}
 """Before its first configuration of each variant and dtype, the worker runs that variant once on this tiny
@@ -42,6 +42,30 @@ def is_out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` is a framework's out-of-memory error (host or device)."""
     text = f"{type(error).__name__} {error}".lower()
     return isinstance(error, MemoryError) or "out of memory" in text or "resource_exhausted" in text
+
+
+def warm_up(backend: Backend, config: Configuration) -> None:
+    """Run ``config``'s variant once, untimed, on the tiny :data:`WARM_UP_PROBLEM`."""
+    tiny = Problem(dtype=config.dtype, seed=config.seed, **WARM_UP_PROBLEM)
+    backend.prepare(tiny, config.variant, config.device)()
+
+
+def ran_reply(backend: Backend, measurement: Measurement) -> dict:
+    """The reply for a configuration that ran: the raw facts :func:`bench.runner.rows_for` turns into rows."""
+    facts = {"cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+    facts.update(backend.describe())
+    return {
+        "backend_version": backend.version(),
+        "status": "ran",
+        "first_call_s": measurement.first_call_s,
+        "samples_s": measurement.samples_s,
+        "device_samples_s": measurement.device_samples_s,
+        "note": measurement.note,
+        "weights": list(measurement.result.weights),
+        "final_loss": measurement.result.final_loss,
+        "logged_losses": measurement.result.logged_losses,
+        "threads_used": "; ".join(f"{k}={v}" for k, v in facts.items()),
+    }
 
 
 class Worker:
@@ -76,8 +100,7 @@ class Worker:
         try:
             warm_key = (config.grad, config.mode, config.device, config.dtype)
             if warm_key not in self.warmed:
-                tiny = Problem(dtype=config.dtype, seed=config.seed, **WARM_UP_PROBLEM)
-                backend.prepare(tiny, config.variant, config.device)()
+                warm_up(backend, config)
                 self.warmed.add(warm_key)
             fit = backend.prepare(config.problem, config.variant, config.device)
             measurement = measure(fit, request["repeats"], request["budget_s"], backend.device_timer(config.device))
@@ -86,20 +109,7 @@ class Worker:
             last_line = (str(error).strip().splitlines() or [""])[-1]
             return {**reply, "status": status, "reason": f"{type(error).__name__}: {last_line}"[:500],
                     "traceback": traceback.format_exc()[-2000:]}  # fmt: skip
-        facts = {"cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
-        facts.update(backend.describe())
-        return {
-            **reply,
-            "status": "ran",
-            "first_call_s": measurement.first_call_s,
-            "samples_s": measurement.samples_s,
-            "device_samples_s": measurement.device_samples_s,
-            "note": measurement.note,
-            "weights": list(measurement.result.weights),
-            "final_loss": measurement.result.final_loss,
-            "logged_losses": measurement.result.logged_losses,
-            "threads_used": "; ".join(f"{k}={v}" for k, v in facts.items()),
-        }
+        return ran_reply(backend, measurement)
 
 
 def serve(requests: TextIO, replies: TextIO) -> None:

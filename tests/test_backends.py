@@ -11,7 +11,7 @@ from backends import BUILTIN, backend_class
 from backends.contract import DEVICES, DTYPES, Problem, Variant
 from backends.reference import loss_relative_error, moments, reference_fit, relative_error
 from bench.results import TOLERANCE
-from tests.conftest import runnable_or_skip
+from tests.availability import runnable_or_skip
 
 VARIANTS = [pytest.param(name, v, id=f"{name}:{v}") for name in BUILTIN for v in backend_class(name).variants]
 

@@ -1,0 +1,58 @@
+"""The fit of every backend, variant, device, dtype and size, timed by pytest-benchmark.
+
+Each benchmark follows the runner's timing rules (bench/timing.py) and checks its result as the runner does:
+
+1. the variant is warmed up once per session on the worker's tiny problem (bench.worker.warm_up);
+2. ``prepare`` runs untimed;
+3. the first fit is timed on its own with bench.timing.timed_call, as ``first_call_s`` (it compiles), and is
+   kept out of pytest-benchmark's statistics;
+4. pytest-benchmark then times ``--fit-rounds`` rounds of one synchronised fit each (pedantic mode, no
+   warm-up rounds of its own);
+5. the last measured fit is checked against the exact float64 reference (bench.runner.reference_check): a
+   disagreement fails the benchmark.
+
+``extra_info`` carries the configuration and the worker's reply (samples, first call, weights, losses,
+threads), from which ``python -m bench import-pytest-benchmark`` rebuilds the runner's CSV rows.
+With ``--benchmark-disable`` each benchmark runs and checks one fit, untimed: a quick correctness test.
+"""
+
+from __future__ import annotations
+
+from backends.contract import Backend
+from backends.reference import reference_fit
+from bench.config import Configuration
+from bench.runner import reference_check
+from bench.stats import summarise
+from bench.timing import Measurement, timed_call
+from bench.worker import ran_reply, warm_up
+from tests.benchmarks.plugin import group_name
+
+
+def test_fit(
+    benchmark, fit_config: Configuration, fit_backend: Backend, fit_rounds: int, warmed_variants: set[tuple]
+) -> None:
+    config, backend = fit_config, fit_backend
+    benchmark.group = group_name(config)
+    if benchmark.enabled:  # with --benchmark-disable (make test): no warm-up, one untimed fit, checked
+        warm_key = (config.backend, config.grad, config.mode, config.device, config.dtype)
+        if warm_key not in warmed_variants:
+            warm_up(backend, config)
+            warmed_variants.add(warm_key)
+    fit = backend.prepare(config.problem, config.variant, config.device)
+    if benchmark.enabled:
+        first_call_s, _ = timed_call(fit)
+    result = benchmark.pedantic(fit, rounds=fit_rounds, iterations=1, warmup_rounds=0)
+    status, reason, rel_err, loss_err = reference_check(config, result, reference_fit(config.problem))
+    if benchmark.enabled:
+        samples_s = list(benchmark.stats.stats.data)
+        benchmark.extra_info.update(
+            {
+                **config.to_dict(),
+                **ran_reply(backend, Measurement(first_call_s, samples_s, result)),
+                "us_per_iter": summarise(samples_s, config.iterations)["us_per_iter"],
+                "ref_rel_err": rel_err,
+                "loss_rel_err": loss_err,
+                "status": status,
+            }
+        )
+    assert status == "ok", reason
