@@ -18,10 +18,11 @@ from pathlib import Path
 from rich.console import Console
 
 from backends import BackendUnavailable, load_backend, registry
-from backends.contract import DEVICES, DTYPES, GRADS, MODES
+from backends.contract import DEVICES, DTYPES, FORMULATIONS, GRADS, MODES
 from bench import results
 from bench.config import PRESETS, Sweep
 from bench.environment import PROJECT_ROOT, fingerprint, host_name
+from bench.probe import probe
 from bench.progress import SweepProgress
 from bench.runner import Sweeper, done_keys, plan
 
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backends", help="comma-separated backends (default: all known)")
     run.add_argument("--grads", help=f"from {','.join(GRADS)}")
     run.add_argument("--modes", help=f"from {','.join(MODES)}")
+    run.add_argument("--formulations", help=f"from {','.join(FORMULATIONS)}")
     run.add_argument("--devices", help=f"from {','.join(DEVICES)}")
     run.add_argument("--dtypes", help=f"from {','.join(DTYPES)}")
     run.add_argument("--sizes", help="comma-separated n (replaces the preset's grid, with --iterations)")
@@ -94,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", help="seconds before a configuration's worker is killed")
     run.add_argument("--out", help="run folder to create (default: results/<run-id>)")
     run.add_argument("--resume", metavar="RUN", help="finish an interrupted run folder")
+    run.add_argument("--no-probe", action="store_true", help="skip the machine probe (no floor_us columns)")
 
     commands.add_parser("list", help="every backend and variant, and whether it can run here")
     commands.add_parser("env", help="print the machine and software fingerprint")
@@ -119,6 +122,7 @@ def sweep_from(args: argparse.Namespace) -> Sweep:
         backends=backends,
         grads=choices(GRADS, "grad")(args.grads) if args.grads else GRADS,
         modes=choices(MODES, "mode")(args.modes) if args.modes else MODES,
+        formulations=choices(FORMULATIONS, "formulation")(args.formulations) if args.formulations else FORMULATIONS,
         devices=choices(DEVICES, "device")(args.devices) if args.devices else DEVICES,
         dtypes=choices(DTYPES, "dtype")(args.dtypes) if args.dtypes else DTYPES,
         points=points,
@@ -180,6 +184,9 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
         folder.mkdir(parents=True)
         (folder / "sweep.json").write_text(json.dumps(asdict(sweep), indent=1))
         environment = {"run_id": run_id, **fingerprint(sweep.threads)}
+        if not args.no_probe:
+            console.print("arraybench: probing the machine's bandwidth and arithmetic rate", highlight=False)
+            environment["probe"] = probe(sweep.threads, environment)
         (folder / "environment.json").write_text(json.dumps(environment, indent=1))
 
     console.print(
@@ -188,6 +195,7 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     )
     progress = SweepProgress(len(configs), console)
     sweeper = Sweeper(sweep, folder, run_id, host_name(), progress)
+    sweeper.probe = json.loads((folder / "environment.json").read_text()).get("probe")
     try:
         statuses = sweeper.run(configs)
     except KeyboardInterrupt:

@@ -6,13 +6,14 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-BASELINE = ("numpy", "manual", "eager")
+BASELINE = ("numpy", "manual", "eager", "tutorial")
 """The NumPy tutorial loop, against which speedups are given."""
 
 
 def variant_names(summary: pd.DataFrame) -> pd.Series:
-    """``backend grad/mode`` for each row."""
-    return summary["backend"] + " " + summary["grad"] + "/" + summary["mode"]
+    """``backend grad/mode`` for each row, with `` tuned`` appended for the tuned formulation."""
+    formulation = summary["formulation"].where(summary["formulation"] != "tutorial", "")
+    return (summary["backend"] + " " + summary["grad"] + "/" + summary["mode"] + " " + formulation).str.rstrip()
 
 
 def speed_pivot(summary: pd.DataFrame) -> pd.DataFrame:
@@ -25,8 +26,8 @@ def speed_pivot(summary: pd.DataFrame) -> pd.DataFrame:
 
 def baseline_us(summary: pd.DataFrame) -> pd.Series:
     """The NumPy tutorial loop's microseconds per iteration, indexed by (dtype, n, iterations)."""
-    backend, grad, mode = BASELINE
-    is_baseline = (summary["backend"] == backend) & (summary["grad"] == grad) & (summary["mode"] == mode)
+    columns = summary[["backend", "grad", "mode", "formulation"]]
+    is_baseline = (columns == BASELINE).all(axis=1)
     rows = summary[is_baseline & (summary["status"] == "ok") & (summary["device"] == "cpu")]
     return rows.set_index(["dtype", "n", "iterations"])["us_per_iter"]
 

@@ -16,7 +16,7 @@ STATUSES = ("ok", "skipped", "failed", "mismatch", "timeout", "oom", "diverged")
 after ``--timeout`` seconds. ``oom``: ran out of memory. ``diverged``: the loss became NaN or infinite."""
 
 CONFIG_COLUMNS = [
-    "run_id", "backend", "grad", "mode", "device", "dtype", "n", "iterations", "learning_rate", "seed",
+    "run_id", "backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "learning_rate", "seed",
     "threads", "status", "reason", "backend_version", "host",
 ]  # fmt: skip
 RAW_COLUMNS = [*CONFIG_COLUMNS, "repeat", "seconds"]
@@ -24,13 +24,13 @@ SUMMARY_COLUMNS = [
     *CONFIG_COLUMNS,
     "repeats", "median_s", "min_s", "mean_s", "std_s", "iqr_s", "cv", "us_per_iter", "first_call_s",
     "compile_s", "final_loss", "a", "b", "c", "d", "ref_rel_err", "ref_ok",
-    "loss_rel_err", "threads_used", "note",
+    "loss_rel_err", "threads_used", "note", "floor_us", "x_floor", "gb_per_s",
 ]  # fmt: skip
 LOSS_COLUMNS = [
-    "run_id", "backend", "grad", "mode", "device", "dtype", "n", "iterations", "iteration", "loss",
+    "run_id", "backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "iteration", "loss",
     "reference_loss",
 ]  # fmt: skip
-KEY_COLUMNS = ["backend", "grad", "mode", "device", "dtype", "n", "iterations"]
+KEY_COLUMNS = ["backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations"]
 """What identifies a configuration within a run."""
 
 TOLERANCE = {"float64": 1e-10, "float32": 2e-5}

@@ -65,7 +65,7 @@ class Worker:
         if reason:
             return {**reply, "status": "skipped", "reason": reason}
         try:
-            warm_key = (config.grad, config.mode, config.device, config.dtype)
+            warm_key = (config.variant, config.device, config.dtype)
             if warm_key not in self.warmed:
                 tiny = Problem(dtype=config.dtype, seed=config.seed, **WARM_UP_PROBLEM)
                 backend.prepare(tiny, config.variant, config.device)()
