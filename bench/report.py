@@ -32,11 +32,21 @@ def baseline_us(summary: pd.DataFrame) -> pd.Series:
     return rows.set_index(["dtype", "n", "iterations"])["us_per_iter"]
 
 
+def floor_us(summary: pd.DataFrame) -> dict[tuple[str, str], dict[tuple[int, int], float]]:
+    """The machine's floor (``floor_us``, see :mod:`bench.roofline`) per (device, dtype), then (n, iterations)."""
+    known = summary[(summary["status"] == "ok") & summary["floor_us"].notna()]
+    return {
+        key: rows.groupby(["n", "iterations"])["floor_us"].min().to_dict()
+        for key, rows in known.groupby(["device", "dtype"])
+    }
+
+
 def print_summary(summary: pd.DataFrame, console: Console) -> None:
     """One table per device and dtype: variants as rows, sizes as columns, median us per iteration with the
     speedup against the NumPy tutorial loop, the fastest per size marked; then what is not ``ok``."""
     pivot = speed_pivot(summary)
     baseline = baseline_us(summary)
+    floors = floor_us(summary)
     for (device, dtype), table in pivot.groupby(level=["device", "dtype"]):
         table = table.droplevel(["device", "dtype"]).T
         out = Table(title=f"{device} {dtype}: median us per iteration (speedup vs NumPy tutorial loop; * fastest)")
@@ -51,6 +61,11 @@ def print_summary(summary: pd.DataFrame, console: Console) -> None:
                 speedup = f" ({base / us:.1f}x)" if base is not None else ""
                 cells.append("-" if pd.isna(us) else f"{'*' if fastest[point] == variant else ''}{us:,.1f}{speedup}")
             out.add_row(variant, *cells)
+        floor = floors.get((device, dtype))
+        if floor is not None:
+            out.add_row(
+                "machine floor (x_floor = us / floor)", *(f"{floor.get(p, float('nan')):,.2f}" for p in table.columns)
+            )
         console.print(out)
     print_not_ok(summary, console)
 
