@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 # Frameworks that must be present: a test that would skip for want of one fails instead.
-REQUIRED_BACKENDS ?= numpy,torch,jax
+REQUIRED_BACKENDS ?= numpy,torch,jax,numba
 
 .PHONY: setup bench bench-full bench-pytest overhead test lint format clean gpu-check
 

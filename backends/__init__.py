@@ -23,6 +23,7 @@ BUILTIN = {
     "numpy": "backends.numpy_backend:NumpyBackend",
     "torch": "backends.torch_backend:TorchBackend",
     "jax": "backends.jax_backend:JaxBackend",
+    "numba": "backends.numba_backend:NumbaBackend",
     "cupy": "backends.cupy_backend:CupyBackend",
 }
 """Backend name -> ``module:Class`` of the built-in frameworks, in report order."""

@@ -28,9 +28,16 @@ import numpy as np
 GRADS = ("manual", "autodiff")
 """``manual``: the tutorial's hand-written backward pass. ``autodiff``: the framework's own."""
 
-MODES = ("eager", "jit-step", "jit-loop")
+MODES = ("eager", "jit-step", "jit-loop", "jit-loop-parallel")
 """``eager``: op by op. ``jit-step``: one compiled call per iteration, driven by a Python loop.
-``jit-loop``: the whole fit is one compiled call (or one captured graph)."""
+``jit-loop``: the whole fit is one compiled call (or one captured graph). ``jit-loop-parallel``: as
+``jit-loop``, with each pass over the data explicitly split across the threads by the code itself (Numba's
+``prange``); in the other modes a framework decides its threading on its own."""
+
+FORMULATIONS = ("tutorial", "tuned")
+"""``tutorial``: the tutorial's arithmetic as written (``x ** 2`` and ``x ** 3`` recomputed every iteration,
+four separate gradient sums), the same in every backend. ``tuned``: the same mathematics written the way an
+expert in that framework writes it for speed; each backend's docstring says what its tuned form does."""
 
 DEVICES = ("cpu", "gpu")
 """``gpu`` means a CUDA device, whatever the framework calls it."""
@@ -114,13 +121,14 @@ class FitResult:
 
 @dataclass(frozen=True)
 class Variant:
-    """A way to run the fit: how gradients are computed and how the loop is compiled."""
+    """A way to run the fit: how gradients are computed, how the loop is compiled, how the arithmetic is written."""
 
     grad: str
     mode: str
+    formulation: str = "tutorial"
 
     def __str__(self) -> str:
-        return f"{self.grad}/{self.mode}"
+        return f"{self.grad}/{self.mode}" + ("" if self.formulation == "tutorial" else f" {self.formulation}")
 
 
 Fit = Callable[[], FitResult]
@@ -141,7 +149,7 @@ class Backend(ABC):
     name: ClassVar[str]
     """Short name used on the command line and in every CSV (``numpy``, ``torch``, ...)."""
     variants: ClassVar[tuple[Variant, ...]]
-    """Every (grad, mode) this backend implements on some device."""
+    """Every (grad, mode, formulation) this backend implements on some device."""
 
     @abstractmethod
     def version(self) -> str:

@@ -22,10 +22,11 @@ from pathlib import Path
 from rich.console import Console
 
 from backends import BackendUnavailable, RegistryError, backend_class, load_backend, registry
-from backends.contract import DEVICES, DTYPES, GRADS, MODES
+from backends.contract import DEVICES, DTYPES, FORMULATIONS, GRADS, MODES
 from bench import results
 from bench.config import PRESETS, Sweep
 from bench.environment import PROJECT_ROOT, fingerprint, host_name
+from bench.probe import probe
 from bench.progress import SweepProgress
 from bench.report import FORMATS, command_report, load_run
 from bench.runner import Sweeper, done_keys, plan
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backends", help="comma-separated backends (default: all known)")
     run.add_argument("--grads", help=f"from {','.join(GRADS)}")
     run.add_argument("--modes", help=f"from {','.join(MODES)}")
+    run.add_argument("--formulations", help=f"from {','.join(FORMULATIONS)}")
     run.add_argument("--devices", help=f"from {','.join(DEVICES)}")
     run.add_argument("--dtypes", help=f"from {','.join(DTYPES)}")
     run.add_argument("--sizes", help="comma-separated n (replaces the preset's grid, with --iterations)")
@@ -111,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--out", help="run folder to create (default: results/<run-id>)")
     run.add_argument("--resume", metavar="RUN", help="finish an interrupted run folder")
+    run.add_argument(
+        "--no-probe", action="store_true", default=None, help="skip the machine probe (no floor_us columns)"
+    )
 
     report = commands.add_parser("report", help="tables, scaling model and crossovers of a run")
     report.add_argument("run", nargs="?", help="run folder or its summary.csv (default: the newest under results/)")
@@ -160,6 +165,7 @@ def sweep_from(args: argparse.Namespace) -> Sweep:
         backends=option("backends", choices(known, "backend"), known),
         grads=option("grads", choices(GRADS, "grad"), GRADS),
         modes=option("modes", choices(MODES, "mode"), MODES),
+        formulations=option("formulations", choices(FORMULATIONS, "formulation"), FORMULATIONS),
         devices=option("devices", choices(DEVICES, "device"), DEVICES),
         dtypes=option("dtypes", choices(DTYPES, "dtype"), DTYPES),
         points=points,
@@ -248,6 +254,9 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
         if not configs:
             raise UsageError(nothing_selected(sweep))
         environment = {"run_id": run_id, **fingerprint(sweep.threads)}
+        if not args.no_probe:
+            console.print("arraybench: probing the machine's bandwidth and arithmetic rate", highlight=False)
+            environment["probe"] = probe(sweep.threads, environment)
         folder.mkdir(parents=True)
         (folder / "environment.json").write_text(json.dumps(environment, indent=1))
         (folder / "sweep.json").write_text(json.dumps(asdict(sweep), indent=1))
@@ -260,6 +269,7 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     progress = SweepProgress(len(configs), console)
     sweeper = Sweeper(sweep, folder, run_id, host_name(), progress)
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM ends a sweep as Ctrl-C does
+    sweeper.probe = json.loads((folder / "environment.json").read_text()).get("probe")
     try:
         sweeper.run(configs)
     except KeyboardInterrupt:

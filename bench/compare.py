@@ -22,7 +22,7 @@ import pandas as pd
 from rich.console import Console
 
 from bench import results
-from bench.report import Run, Section, print_sections
+from bench.report import Run, Section, print_sections, variant_names
 from bench.stats import ratio_of_medians
 
 MIN_REPEATS = 3
@@ -107,8 +107,8 @@ def comparison_section(table: pd.DataFrame, threshold: float) -> Section:
         label_columns=5,
     )
     shown = table[table["ratio"].notna() | (table["verdict"] == "broken")]
-    for _, row in shown.iterrows():
-        label = [f"{row['backend']} {row['grad']}/{row['mode']}", row["device"], row["dtype"]]
+    for (_, row), variant in zip(shown.iterrows(), variant_names(shown), strict=True):
+        label = [variant, row["device"], row["dtype"]]
         label += [f"{row['n']:,}", f"{row['iterations']:,}"]
         if pd.isna(row["ratio"]):
             section.rows.append([*label, "", "", "", "", f"broken: {row['note']}"])
@@ -128,12 +128,13 @@ def command_compare(old: Run, new: Run, threshold: float, fail_on_regression: bo
     console.print(f"old: {old.folder}\nnew: {new.folder}", markup=False)
     print_sections([comparison_section(table, threshold)], console)
     unmatched = table[table["verdict"].isin(["only in old", "only in new", "not compared"])].fillna({"note": ""})
-    for (what, backend, grad, mode, device, dtype, note), rows in unmatched.groupby(
-        ["verdict", "backend", "grad", "mode", "device", "dtype", "note"], sort=False
+    unmatched = unmatched.assign(variant=variant_names(unmatched))
+    for (what, variant, device, dtype, note), rows in unmatched.groupby(
+        ["verdict", "variant", "device", "dtype", "note"], sort=False
     ):
         points = ", ".join(f"n={n:,} it={it:,}" for n, it in zip(rows["n"], rows["iterations"], strict=True))
         status = f" ({note})" if note else ""
-        console.print(f"{what}: {backend} {grad}/{mode} {device} {dtype}{status}: {points}", markup=False)
+        console.print(f"{what}: {variant} {device} {dtype}{status}: {points}", markup=False)
     counts = table["verdict"].value_counts()
     console.print(", ".join(f"{count} {name}" for name, count in counts.items()), markup=False)
     regressed = int(counts[counts.index.isin(REGRESSIONS)].sum())

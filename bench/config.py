@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
-from backends.contract import DEVICES, DTYPES, GRADS, MODES, Problem, Variant
+from backends.contract import DEVICES, DTYPES, FORMULATIONS, GRADS, MODES, Problem, Variant
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,11 @@ class Configuration:
     learning_rate: float | None
     seed: int
     threads: int
+    formulation: str = "tutorial"
 
     @property
     def variant(self) -> Variant:
-        return Variant(self.grad, self.mode)
+        return Variant(self.grad, self.mode, self.formulation)
 
     @property
     def problem(self) -> Problem:
@@ -34,10 +35,10 @@ class Configuration:
     @property
     def key(self) -> tuple:
         """What identifies a configuration within a run (used to resume and to compare runs)."""
-        return (self.backend, self.grad, self.mode, self.device, self.dtype, self.n, self.iterations)
+        return (self.backend, self.grad, self.mode, self.formulation, self.device, self.dtype, self.n, self.iterations)
 
     def label(self) -> str:
-        return f"{self.backend} {self.grad}/{self.mode} {self.device} {self.dtype} n={self.n} it={self.iterations}"
+        return f"{self.backend} {self.variant} {self.device} {self.dtype} n={self.n} it={self.iterations}"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,6 +90,7 @@ class Sweep:
     backends: tuple[str, ...]
     grads: tuple[str, ...] = GRADS
     modes: tuple[str, ...] = MODES
+    formulations: tuple[str, ...] = FORMULATIONS
     devices: tuple[str, ...] = DEVICES
     dtypes: tuple[str, ...] = DTYPES
     points: tuple[tuple[int, int], ...] = PRESETS["quick"].points
@@ -117,11 +119,12 @@ class Sweep:
                 self.learning_rate,
                 self.seed,
                 self.threads,
+                formulation=v.formulation,
             )
             for backend in self.backends
             for device in self.devices
             for dtype in self.dtypes
             for v in variants[backend]
-            if v.grad in self.grads and v.mode in self.modes
+            if v.grad in self.grads and v.mode in self.modes and v.formulation in self.formulations
             for n, iterations in self.points
         ]

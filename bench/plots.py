@@ -46,17 +46,27 @@ LEGEND_ENTRY_WIDTH = 2.5
 """Inches a legend entry takes at the small font size (marker and ``torch autodiff/jit-step``)."""
 
 
-def style(backend: str, grad: str, mode: str) -> dict:
-    """Colour by backend and grad, line style by mode, marker by grad (filled for manual, open for autodiff)."""
+VARIANT = ["backend", "grad", "mode", "formulation"]
+"""The columns that name a variant (one line, one legend entry)."""
+
+
+def style(backend: str, grad: str, mode: str, formulation: str = "tutorial") -> dict:
+    """Colour by backend and grad, line style by mode, marker by grad (filled for manual, open for autodiff);
+    the tuned formulation draws a thicker line with diamond markers."""
     colour = COLOURS.get(backend, OTHER_COLOURS)[grad != "manual"]
+    tuned = formulation != "tutorial"
     return {
         "color": colour,
         "linestyle": LINES.get(mode, ":"),
-        "marker": MARKERS.get(grad, "^"),
+        "marker": "D" if tuned else MARKERS.get(grad, "^"),
         "markerfacecolor": colour if grad == "manual" else "white",
         "markersize": 5,
-        "linewidth": 1.5,
+        "linewidth": 2.8 if tuned else 1.5,
     }
+
+
+def variant_label(backend: str, grad: str, mode: str, formulation: str = "tutorial") -> str:
+    return f"{backend} {grad}/{mode}" + (" tuned" if formulation != "tutorial" else "")
 
 
 def panels(frame: pd.DataFrame, title: str, width: float = 5.2, height: float = 4.0):
@@ -86,16 +96,16 @@ def legend_columns(figure_width: float) -> int:
 
 def legend_height(frame: pd.DataFrame, figure_width: float) -> float:
     """Inches to leave below the panels for the variant legend of ``frame``."""
-    variants = frame.groupby(["backend", "grad", "mode"]).ngroups + 1  # + 1: a possible extra entry
+    variants = frame.groupby(VARIANT).ngroups + 1  # + 1: a possible extra entry
     return 0.3 + 0.22 * math.ceil(variants / legend_columns(figure_width))
 
 
 def variant_legend(figure, frame: pd.DataFrame, extra: list[tuple[Line2D, str]] = ()) -> None:
     """One legend for the figure, below the panels, one entry per variant of ``frame``."""
     handles, labels = [], []
-    for (backend, grad, mode), _ in frame.groupby(["backend", "grad", "mode"], sort=True):
-        handles.append(Line2D([], [], **style(backend, grad, mode)))
-        labels.append(f"{backend} {grad}/{mode}")
+    for variant, _ in frame.groupby(VARIANT, sort=True):
+        handles.append(Line2D([], [], **style(*variant)))
+        labels.append(variant_label(*variant))
     for handle, label in extra:
         handles.append(handle)
         labels.append(label)
@@ -116,7 +126,7 @@ def log_axes(axes, xlabel: str, ylabel: str) -> None:
 def longest_per_size(ok: pd.DataFrame) -> pd.DataFrame:
     """Per variant, device, dtype and n, the row with the most iterations."""
     ordered = ok.sort_values("iterations")
-    return ordered.drop_duplicates(["backend", "grad", "mode", "device", "dtype", "n"], keep="last").sort_values("n")
+    return ordered.drop_duplicates([*VARIANT, "device", "dtype", "n"], keep="last").sort_values("n")
 
 
 def save(figure, folder: Path, name: str) -> Path:
@@ -131,8 +141,8 @@ def plot_time(ok: pd.DataFrame, raw: pd.DataFrame, folder: Path) -> Path:
     spread = per_repeat.groupby(results.KEY_COLUMNS)["us"].agg(["min", "max"])
     points = longest_per_size(ok).join(spread, on=results.KEY_COLUMNS)
     figure, grid = panels(points, "Time per iteration against problem size (band: fastest to slowest repeat)")
-    for (backend, grad, mode, device, dtype), rows in points.groupby(["backend", "grad", "mode", "device", "dtype"]):
-        axes, look = grid[device, dtype], style(backend, grad, mode)
+    for (*variant, device, dtype), rows in points.groupby([*VARIANT, "device", "dtype"]):
+        axes, look = grid[device, dtype], style(*variant)
         axes.plot(rows["n"], rows["us_per_iter"], **look)
         axes.fill_between(rows["n"], rows["min"], rows["max"], color=look["color"], alpha=0.15, linewidth=0)
     for axes in grid.values():
@@ -152,8 +162,8 @@ def plot_speedup(ok: pd.DataFrame, folder: Path) -> Path | None:
     if points.empty:
         return None
     figure, grid = panels(points, f"Speedup over the NumPy tutorial loop ({BASELINE_NAME}, CPU)")
-    for (backend, grad, mode, device, dtype), rows in points.groupby(["backend", "grad", "mode", "device", "dtype"]):
-        grid[device, dtype].plot(rows["n"], rows["speedup"], **style(backend, grad, mode))
+    for (*variant, device, dtype), rows in points.groupby([*VARIANT, "device", "dtype"]):
+        grid[device, dtype].plot(rows["n"], rows["speedup"], **style(*variant))
     for axes in grid.values():
         axes.axhline(1.0, color="grey", linewidth=1, zorder=0)
         log_axes(axes, "n (points fitted)", "speedup (NumPy loop time / variant time)")
@@ -206,9 +216,9 @@ def plot_losses(losses: pd.DataFrame, folder: Path) -> Path:
         loss_axes, gap_axes = axes[0][j], axes[1][j]
         reference = rows.drop_duplicates("iteration").sort_values("iteration")
         loss_axes.plot(reference["iteration"], reference["reference_loss"], color="0.75", linewidth=6, zorder=0)
-        for (backend, grad, mode), curve in rows.groupby(["backend", "grad", "mode"]):
+        for variant, curve in rows.groupby(VARIANT):
             curve = curve.sort_values("iteration")
-            look = style(backend, grad, mode)
+            look = style(*variant)
             loss_axes.plot(curve["iteration"], curve["loss"], **look)
             gap = (curve["loss"] - curve["reference_loss"]).abs() / curve["reference_loss"].abs()
             gap_axes.plot(curve["iteration"], gap.clip(lower=DEVIATION_FLOOR), **look)

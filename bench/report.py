@@ -18,9 +18,9 @@ from rich.text import Text
 from bench import results
 from bench.scaling import Crossover, crossovers, fit_variants
 
-BASELINE = ("numpy", "manual", "eager")
+BASELINE = ("numpy", "manual", "eager", "tutorial")
 """The NumPy tutorial loop, against which speedups are given."""
-BASELINE_NAME = " ".join([BASELINE[0], "/".join(BASELINE[1:])])
+BASELINE_NAME = f"{BASELINE[0]} {BASELINE[1]}/{BASELINE[2]}"
 FORMATS = ("table", "md", "csv")
 
 
@@ -51,14 +51,16 @@ def load_run(text: str | None, results_dir: Path) -> Run:
 
 
 def variant_names(summary: pd.DataFrame) -> pd.Series:
-    """``backend grad/mode`` for each row."""
-    return summary["backend"] + " " + summary["grad"] + "/" + summary["mode"]
+    """``backend grad/mode`` for each row, with `` tuned`` appended for the tuned formulation."""
+    formulation = summary["formulation"].where(summary["formulation"] != "tutorial", "")
+    return (summary["backend"] + " " + summary["grad"] + "/" + summary["mode"] + " " + formulation).str.rstrip()
 
 
 def variant_label(key: tuple) -> str:
-    """``backend grad/mode device dtype`` of a :data:`bench.scaling.VARIANT_COLUMNS` key."""
-    backend, grad, mode, device, dtype = key
-    return f"{backend} {grad}/{mode} {device} {dtype}"
+    """``backend grad/mode [tuned] device dtype`` of a :data:`bench.scaling.VARIANT_COLUMNS` key."""
+    backend, grad, mode, formulation, device, dtype = key
+    tuned = " tuned" if formulation != "tutorial" else ""
+    return f"{backend} {grad}/{mode}{tuned} {device} {dtype}"
 
 
 def speed_pivot(summary: pd.DataFrame, values: str = "us_per_iter") -> pd.DataFrame:
@@ -71,10 +73,19 @@ def speed_pivot(summary: pd.DataFrame, values: str = "us_per_iter") -> pd.DataFr
 
 def baseline_us(summary: pd.DataFrame) -> pd.Series:
     """The NumPy tutorial loop's microseconds per iteration, indexed by (dtype, n, iterations)."""
-    backend, grad, mode = BASELINE
-    is_baseline = (summary["backend"] == backend) & (summary["grad"] == grad) & (summary["mode"] == mode)
+    columns = summary[["backend", "grad", "mode", "formulation"]]
+    is_baseline = (columns == pd.Series(BASELINE, index=columns.columns)).all(axis=1)
     rows = summary[is_baseline & (summary["status"] == "ok") & (summary["device"] == "cpu")]
     return rows.set_index(["dtype", "n", "iterations"])["us_per_iter"]
+
+
+def floor_us(summary: pd.DataFrame) -> dict[tuple[str, str], dict[tuple[int, int], float]]:
+    """The machine's floor (``floor_us``, see :mod:`bench.roofline`) per (device, dtype), then (n, iterations)."""
+    known = summary[(summary["status"] == "ok") & summary["floor_us"].notna()]
+    return {
+        key: rows.groupby(["n", "iterations"])["floor_us"].min().to_dict()
+        for key, rows in known.groupby(["device", "dtype"])
+    }
 
 
 def significant(value: float, digits: int = 3) -> str:
@@ -112,12 +123,15 @@ def speed_sections(summary: pd.DataFrame) -> list[Section]:
     """Per device and dtype: sizes as rows, variants as columns, median us per iteration with the speedup
     against the NumPy tutorial loop (same dtype and size, on the CPU); the fastest of each row marked."""
     baseline = baseline_us(summary)
+    floors = floor_us(summary)
     sections = []
     for device, dtype, table in per_table(speed_pivot(summary)):
+        floor = floors.get((device, dtype), {})
         section = Section(
             f"{device} {dtype}: median us per iteration (speedup vs the NumPy tutorial loop)",
-            ["n", "iterations", *table.columns],
-            note="Marked: the fastest of the row. Speedup = NumPy tutorial loop's time / this time.",
+            ["n", "iterations", *table.columns, *(["machine floor"] if floor else [])],
+            note="Marked: the fastest of the row. Speedup = NumPy tutorial loop's time / this time."
+            + (" Machine floor: the least time per iteration this machine allows (floor_us)." if floor else ""),
         )
         fastest = table.idxmin(axis=1)
         for (n, iterations), row in table.iterrows():
@@ -131,6 +145,8 @@ def speed_sections(summary: pd.DataFrame) -> list[Section]:
                     section.marked.add((len(section.rows), len(cells)))
                 speedup = f" ({speedup_text(base / us)})" if base is not None and pd.notna(base) else ""
                 cells.append(f"{significant(us, 4)}{speedup}")
+            if floor:
+                cells.append(significant(floor[(n, iterations)], 3) if (n, iterations) in floor else "-")
             section.rows.append(cells)
         sections.append(section)
     return sections

@@ -17,7 +17,7 @@ STATUSES = ("ok", "skipped", "failed", "mismatch", "timeout", "oom", "diverged")
 after ``--timeout`` seconds. ``oom``: ran out of memory. ``diverged``: the loss became NaN or infinite."""
 
 CONFIG_COLUMNS = [
-    "run_id", "backend", "grad", "mode", "device", "dtype", "n", "iterations", "learning_rate", "seed",
+    "run_id", "backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "learning_rate", "seed",
     "threads", "status", "reason", "backend_version", "host",
 ]  # fmt: skip
 RAW_COLUMNS = [*CONFIG_COLUMNS, "repeat", "seconds", "gpu_seconds"]
@@ -25,16 +25,16 @@ SUMMARY_COLUMNS = [
     *CONFIG_COLUMNS,
     "repeats", "median_s", "gpu_median_s", "min_s", "mean_s", "std_s", "iqr_s", "cv", "us_per_iter", "first_call_s",
     "compile_s", "final_loss", "a", "b", "c", "d", "ref_rel_err", "ref_ok",
-    "loss_rel_err", "threads_used", "note",
+    "loss_rel_err", "threads_used", "note", "floor_us", "x_floor", "gb_per_s",
 ]  # fmt: skip
 """``gpu_seconds`` (raw) and ``gpu_median_s`` (summary): the same timed repeats on the GPU's own clock
 (CUDA events recorded just before and just after each fit), for backends that have one (PyTorch, CuPy); empty
 elsewhere. ``seconds`` and ``median_s`` (the host clock) stay the main figures."""
 LOSS_COLUMNS = [
-    "run_id", "backend", "grad", "mode", "device", "dtype", "n", "iterations", "iteration", "loss",
+    "run_id", "backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "iteration", "loss",
     "reference_loss",
 ]  # fmt: skip
-KEY_COLUMNS = ["backend", "grad", "mode", "device", "dtype", "n", "iterations"]
+KEY_COLUMNS = ["backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations"]
 """What identifies a configuration within a run."""
 
 TOLERANCE = {"float64": 1e-10, "float32": 2e-5}

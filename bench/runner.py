@@ -24,10 +24,12 @@ from collections.abc import Iterator
 from itertools import groupby
 from pathlib import Path
 
+import numpy as np
+
 from backends import backend_class
 from backends.contract import FitResult, default_learning_rate
 from backends.reference import loss_relative_error, reference_fit, relative_error
-from bench import results
+from bench import results, roofline
 from bench.config import Configuration, Sweep
 from bench.memory import host_shortfall
 from bench.stats import summarise
@@ -156,7 +158,8 @@ def config_columns(config: Configuration, run_id: str, host: str, status: str, r
     """The columns every row of raw.csv and summary.csv carries."""
     return {
         "run_id": run_id, "backend": config.backend, "grad": config.grad, "mode": config.mode,
-        "device": config.device, "dtype": config.dtype, "n": config.n, "iterations": config.iterations,
+        "formulation": config.formulation, "device": config.device, "dtype": config.dtype, "n": config.n,
+        "iterations": config.iterations,
         "learning_rate": config.problem.lr, "seed": config.seed, "threads": config.threads,
         "status": status, "reason": reason, "backend_version": version, "host": host,
     }  # fmt: skip
@@ -204,8 +207,24 @@ def reference_check(config: Configuration, result: FitResult, reference: FitResu
     return "mismatch", reason, rel_err, loss_err
 
 
-def rows_for(config: Configuration, reply: dict, run_id: str, host: str) -> dict[str, list[dict]]:
-    """The raw, summary and loss rows of one configuration, with its check against the reference."""
+def roofline_columns(config: Configuration, us_per_iter: float, probe: dict | None) -> dict[str, float]:
+    """``floor_us`` (from the machine probe; NaN without one, or off the CPU), ``x_floor`` and ``gb_per_s``."""
+    itemsize = np.dtype(config.dtype).itemsize
+    floor = math.nan
+    if config.device == "cpu":
+        floor = roofline.machine_floor_us(probe, config.n, config.dtype, itemsize, config.threads)
+    return {
+        "floor_us": floor,
+        "x_floor": us_per_iter / floor,
+        "gb_per_s": roofline.achieved_gb_per_s(config.n, itemsize, us_per_iter),
+    }
+
+
+def rows_for(
+    config: Configuration, reply: dict, run_id: str, host: str, probe: dict | None = None
+) -> dict[str, list[dict]]:
+    """The raw, summary and loss rows of one configuration, with its check against the reference and the
+    machine's floor (``probe``: the machine probe's record, see :mod:`bench.probe`)."""
     version = reply.get("backend_version", "")
     if reply["status"] == "ran" and (problem := malformed(config, reply)):
         reply = {"status": "failed", "reason": problem}
@@ -226,6 +245,7 @@ def rows_for(config: Configuration, reply: dict, run_id: str, host: str) -> dict
         "final_loss": result.final_loss, "a": a, "b": b, "c": c, "d": d,
         "ref_rel_err": rel_err, "ref_ok": status == "ok", "loss_rel_err": loss_err,
         "threads_used": reply["threads_used"], "note": reply["note"],
+        **roofline_columns(config, stats["us_per_iter"], probe),
     }  # fmt: skip
     raw = [
         {**base, "repeat": i, "seconds": s, "gpu_seconds": device_samples[i] if device_samples else math.nan}
@@ -257,6 +277,8 @@ class Sweeper:
         self.oom_at: dict[tuple, int] = {}
         self.worker_facts: dict[str, str] = {}
         self.worker: WorkerProcess | None = None
+        self.probe: dict | None = None
+        """The machine probe's record, for the roofline columns (None: no probe, the columns are NaN)."""
 
     def run(self, configs: list[Configuration]) -> Counter[str]:
         for _, group in groupby(configs, key=lambda c: (c.backend, c.device)):
@@ -277,7 +299,7 @@ class Sweeper:
     def _one(self, config: Configuration) -> None:
         """Run one configuration in the group's worker (afresh after a hang, crash or error); write its rows."""
         self.progress.start(config)
-        variant_key = (config.backend, config.grad, config.mode, config.device, config.dtype)
+        variant_key = (config.backend, config.variant, config.device, config.dtype)
         skip = host_shortfall(config)
         if variant_key in self.oom_at and config.n >= self.oom_at[variant_key]:
             skip = f"n={self.oom_at[variant_key]} of this variant already ran out of memory"
@@ -300,7 +322,7 @@ class Sweeper:
             self.oom_at[variant_key] = config.n
         if reply.get("threads_used"):
             self.worker_facts[f"{config.backend}/{config.device}"] = reply["threads_used"]
-        rows = rows_for(config, reply, self.run_id, self.host)
+        rows = rows_for(config, reply, self.run_id, self.host, self.probe)
         write_rows(self.folder, rows)
         summary = rows["summary"][0]
         self.statuses[summary["status"]] += 1

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-VARIANT_COLUMNS = ["backend", "grad", "mode", "device", "dtype"]
+VARIANT_COLUMNS = ["backend", "grad", "mode", "formulation", "device", "dtype"]
 """What identifies a variant across sizes (and what one scaling fit covers)."""
 
 
@@ -131,16 +131,16 @@ def crossover(x_key: tuple, x: ScalingFit, y_key: tuple, y: ScalingFit) -> Cross
     return Crossover(x_key, y_key, kind, at, measured, not measured[0] <= at <= measured[1])
 
 
-def crossovers(fits: dict[tuple, ScalingFit], baseline: tuple[str, str, str]) -> list[Crossover]:
-    """The crossovers worth reading: every variant against the ``baseline`` (backend, grad, mode) on the CPU
-    in the same dtype, and every GPU variant against the same variant on the CPU."""
+def crossovers(fits: dict[tuple, ScalingFit], baseline: tuple[str, ...]) -> list[Crossover]:
+    """The crossovers worth reading: every variant against the ``baseline`` (backend, grad, mode, formulation)
+    on the CPU in the same dtype, and every GPU variant against the same variant on the CPU."""
     found = []
     for key, fit in fits.items():
-        backend, grad, mode, device, dtype = key
+        *variant, device, dtype = key
         base = (*baseline, "cpu", dtype)
         if key != base and base in fits:
             found.append(crossover(key, fit, base, fits[base]))
-        cpu_twin = (backend, grad, mode, "cpu", dtype)
+        cpu_twin = (*variant, "cpu", dtype)
         if device != "cpu" and cpu_twin in fits:
             found.append(crossover(key, fit, cpu_twin, fits[cpu_twin]))
     return found

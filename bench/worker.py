@@ -98,7 +98,7 @@ class Worker:
         if free is not None and (reason := shortfall(config, free, f"{config.device} memory")):
             return {**reply, "status": "skipped", "reason": reason}
         try:
-            warm_key = (config.grad, config.mode, config.device, config.dtype)
+            warm_key = (config.variant, config.device, config.dtype)
             if warm_key not in self.warmed:
                 warm_up(backend, config)
                 self.warmed.add(warm_key)

@@ -50,8 +50,8 @@ def test_tiny_sweep_writes_every_file_with_the_documented_columns(tmp_path: Path
     monkeypatch.setenv("ARRAYBENCH_BACKENDS", "tests.missing_backend:MissingFramework")
     out = tmp_path / "run"
     argv = ["run", "--backends", "numpy,jax,missing", "--grads", "manual", "--modes", "eager,jit-loop",
-            "--devices", "cpu,gpu", "--dtypes", "float32", "--sizes", "100,300", "--iterations", "100,200",
-            "--repeats", "2", "--budget", "100", "--out", str(out)]  # fmt: skip
+            "--formulations", "tutorial", "--devices", "cpu,gpu", "--dtypes", "float32", "--sizes", "100,300",
+            "--iterations", "100,200", "--repeats", "2", "--budget", "100", "--out", str(out)]  # fmt: skip
     status = main(argv)
     printed = capsys.readouterr().out
     assert status == 0, printed

@@ -55,7 +55,7 @@ def benchmark_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.
         "ARRAYBENCH_BACKENDS": "wrong_backend:WrongBackend",
     }
     command = [
-        sys.executable, "-m", "pytest", "tests/benchmarks/test_fit.py", "-k", "numpy or wrong", "-p",
+        sys.executable, "-m", "pytest", "tests/benchmarks/test_fit.py", "-k", "(numpy or wrong) and tutorial", "-p",
         "no:cacheprovider", "-rs", "--benchmark-only", f"--benchmark-json={out}", "--fit-sizes=100,16",
         "--fit-iterations=2", f"--fit-rounds={ROUNDS}",
     ]  # fmt: skip

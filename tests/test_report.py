@@ -29,7 +29,8 @@ def write_run(folder: Path, seconds: dict[tuple, list[float]], statuses: dict[tu
     for (backend, grad, mode, device, n), samples in seconds.items():
         status = (statuses or {}).get((backend, grad, mode, device, n), "ok")
         base = {
-            "run_id": folder.name, "backend": backend, "grad": grad, "mode": mode, "device": device,
+            "run_id": folder.name, "backend": backend, "grad": grad, "mode": mode, "formulation": "tutorial",
+            "device": device,
             "dtype": "float64", "n": n, "iterations": ITERATIONS, "status": status, "host": "synthetic",
             "reason": "" if status == "ok" else "synthetic failure",
         }  # fmt: skip
@@ -49,7 +50,7 @@ def synthetic_seconds(scale: float = 1.0) -> dict[tuple, list[float]]:
     """NumPy loop: 5 us + 2 ns/element; JAX jit-loop: 50 us + 0.5 ns/element (they cross at n = 30,000)."""
     seconds = {}
     for key, (overhead, per_element) in {
-        (*BASELINE, "cpu"): (5.0, 2.0),
+        (*BASELINE[:3], "cpu"): (5.0, 2.0),
         ("jax", "manual", "jit-loop", "cpu"): (50.0, 0.5),
     }.items():
         for n in (1_000, 10_000, 100_000, 1_000_000):
@@ -112,7 +113,7 @@ def test_crossover_kinds_and_extrapolation() -> None:
 def test_crossover_from_a_run(tmp_path: Path) -> None:
     summary = load_run(str(write_run(tmp_path / "run", synthetic_seconds())), tmp_path).summary
     fits = fit_variants(summary)
-    jax = fits[("jax", "manual", "jit-loop", "cpu", "float64")]
+    jax = fits[("jax", "manual", "jit-loop", "tutorial", "cpu", "float64")]
     assert jax.overhead_us == pytest.approx(50.0, rel=1e-3) and jax.per_element_ns == pytest.approx(0.5, rel=1e-3)
     [row] = crossover_section(summary).rows
     assert row[:3] == ["jax manual/jit-loop cpu float64", "numpy manual/eager cpu float64", "from n = 30,000 on"]
@@ -301,7 +302,10 @@ def test_sections_render_every_row(real_run: Path) -> None:
     summary = results.read_csv(real_run)
     text = markdown(report_sections(summary))
     scaling = [t for t in markdown_tables(text) if t[0][0] == "variant" and "overhead us" in t[0]]
-    assert len(scaling) == 1 and len(scaling[0]) == 1 + summary.groupby(["backend", "mode", "dtype"]).ngroups
+    assert (
+        len(scaling) == 1
+        and len(scaling[0]) == 1 + summary.groupby(["backend", "mode", "formulation", "dtype"]).ngroups
+    )
 
 
 def test_plots_of_two_devices_without_losses(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

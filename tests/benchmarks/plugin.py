@@ -90,9 +90,9 @@ def configurations(config: pytest.Config) -> list[Configuration]:
 
 
 def configuration_id(config: Configuration) -> str:
-    """The test id, e.g. ``torch-manual-jit-step-cpu-float32-n1000-it100`` (select with ``-k``)."""
+    """The test id, e.g. ``torch-manual-jit-step-tutorial-cpu-float32-n1000-it100`` (select with ``-k``)."""
     c = config
-    return f"{c.backend}-{c.grad}-{c.mode}-{c.device}-{c.dtype}-n{c.n}-it{c.iterations}"
+    return f"{c.backend}-{c.grad}-{c.mode}-{c.formulation}-{c.device}-{c.dtype}-n{c.n}-it{c.iterations}"
 
 
 def group_name(config: Configuration) -> str:

@@ -1,0 +1,174 @@
+"""The machine probe: what this machine's memory and arithmetic can do, measured in a few seconds.
+
+Measured with Numba kernels, in a child process started like a worker (same thread settings and cores), for
+one thread and for all the run's threads:
+
+- **read bandwidth** at working sets from cache-resident (16 KiB) to well beyond the last-level cache
+  (256 MiB): a dot product of two arrays, each half the working set (the fit reads x and y, two arrays). With
+  several threads, each pass over the data is one parallel region, as an iteration of a parallel fit is, so
+  the figure includes what starting that region costs (which is why one thread wins on small working sets).
+- **arithmetic rate** per dtype: 16 chained multiply-adds per element over an L1-resident array,
+  vectorised across elements; a throughput, with the threads' work in one parallel region.
+
+Results are cached for a day per machine and software fingerprint (``~/.cache/arraybench``, or
+``$ARRAYBENCH_CACHE``), so consecutive runs do not pay for it again; ``bench run --no-probe`` skips it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+PROBE_VERSION = 1
+"""Bumped whenever the kernels or the ladder change, so cached figures of older probes are not reused."""
+
+LADDER = tuple(16 * 1024 * 4**k for k in range(8))
+"""Working-set sizes in bytes: 16 KiB, 64 KiB, ... 256 MiB, four times apart. The largest is beyond most
+last-level caches, and beyond the largest working set of the full preset (160 MB at n = 10^7 in float64);
+a larger one would cost more to allocate (first touch) than all the measurements."""
+
+CHAIN = 16
+"""Fused multiply-adds per element in the arithmetic kernel (2 flops each)."""
+
+CACHE_SECONDS = 24 * 3600
+TIMEOUT_S = 120.0
+
+
+def _passes_for(run, target_s: float) -> int:
+    """How many passes of ``run(passes)`` take about ``target_s`` (after one untimed call that compiles)."""
+    run(1)
+    passes = 1
+    while True:
+        elapsed = _timed(run, passes)
+        if elapsed >= target_s / 4 or passes >= 2**24:
+            return max(1, round(passes * target_s / max(elapsed, 1e-9)))
+        passes *= 4
+
+
+def _timed(run, passes: int) -> float:
+    start = time.perf_counter()
+    run(passes)
+    return time.perf_counter() - start
+
+
+def measure(
+    threads: int, sizes: tuple[int, ...] = LADDER, target_s: float = 0.01, rounds: int = 3, arith_bytes: int = 8192
+) -> dict:
+    """Read bandwidth at each working-set size and the arithmetic rate per dtype, for 1 and ``threads`` threads;
+    each figure is the best of ``rounds`` timings of about ``target_s`` seconds.
+
+    Runs in this process; :func:`probe` runs it in a worker-like child process.
+    """
+    import numba
+
+    from bench.probe_kernels import arithmetic, read, read_parallel
+
+    started = time.perf_counter()
+    counts = sorted({1, min(threads, numba.config.NUMBA_NUM_THREADS)})
+    half = max(sizes) // 2 // 8
+    a, b = np.full(half, 1.0), np.full(half, 1e-9)
+    read_rows, arithmetic_rows = [], []
+    for count in counts:
+        numba.set_num_threads(count)
+        kernel = read if count == 1 else read_parallel
+        for size in sorted(sizes):
+            x, y = a[: size // 16], b[: size // 16]
+
+            def run(p, x=x, y=y, kernel=kernel):
+                return kernel(x, y, p)
+
+            passes = _passes_for(run, target_s)
+            best = min(_timed(run, passes) for _ in range(rounds))
+            read_rows.append({"threads": count, "bytes": size, "gb_per_s": size * passes / best / 1e9})
+    for dtype in ("float64", "float32"):
+        coefficients = np.linspace(-1.0, 1.0, CHAIN + 1, dtype=dtype)
+        elements = arith_bytes // np.dtype(dtype).itemsize
+        passes = 0
+        for count in counts:
+            # Each thread runs the same passes over its own L1-resident slice: one parallel region in all.
+            numba.set_num_threads(count)
+            data = np.linspace(0.5, 1.0, elements * count, dtype=dtype)
+
+            def run(p, data=data, coefficients=coefficients, count=count):
+                return arithmetic(data, coefficients, p, count)
+
+            passes = passes or _passes_for(run, target_s)
+            run(1)
+            best = min(_timed(run, passes) for _ in range(rounds))
+            rate = 2 * CHAIN * elements * count * passes / best
+            arithmetic_rows.append({"threads": count, "dtype": dtype, "gflop_per_s": rate / 1e9})
+    return {
+        "version": PROBE_VERSION,
+        "seconds": round(time.perf_counter() - started, 2),
+        "read": read_rows,
+        "arithmetic": arithmetic_rows,
+    }
+
+
+def cache_key(facts: dict, threads: int) -> str:
+    """A hash of what can change the probe's figures: the machine, its software, the threads, the probe."""
+    wanted = ("host", "cpu_model", "logical_cores", "usable_cores", "memory_gib", "os", "python")
+    subset = {k: facts.get(k) for k in wanted}
+    subset["packages"] = {k: facts.get("packages", {}).get(k) for k in ("numpy", "numba")}
+    subset.update(threads=threads, version=PROBE_VERSION)
+    return hashlib.sha256(json.dumps(subset, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("ARRAYBENCH_CACHE", Path.home() / ".cache" / "arraybench"))
+
+
+def probe(threads: int, facts: dict, use_cache: bool = True) -> dict:
+    """The probe's figures for this machine: from the day-old cache if there is one, else measured now in a
+    child process. Never raises: a probe that cannot run returns ``{"error": reason}``."""
+    path = cache_dir() / f"probe-{cache_key(facts, threads)}.json"
+    if use_cache and path.is_file():
+        try:
+            cached = json.loads(path.read_text())
+            if time.time() - cached["measured_at"] < CACHE_SECONDS:
+                return {**cached, "cached": True}
+        except (ValueError, KeyError, OSError):
+            pass
+    from bench.runner import worker_environment
+
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.probe", str(threads)],
+            capture_output=True, text=True, env=worker_environment(threads), timeout=TIMEOUT_S,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"error": f"the probe did not finish within {TIMEOUT_S:g} s"}
+    if done.returncode != 0:
+        tail = " | ".join(done.stderr.strip().splitlines()[-2:])
+        return {"error": f"the probe failed (exit status {done.returncode}): {tail}"[:500]}
+    result = {**json.loads(done.stdout), "measured_at": time.time(), "threads_requested": threads}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1))
+    except OSError:
+        pass  # an unwritable cache costs a re-measure next time, nothing more
+    return {**result, "cached": False}
+
+
+def main() -> None:
+    from bench.worker import pin_threads
+
+    threads = int(sys.argv[1])
+    pin_threads(threads)
+    try:
+        import numba  # noqa: F401
+    except ImportError as error:
+        print(f"numba is not installed ({error})", file=sys.stderr)
+        raise SystemExit(3) from error
+    print(json.dumps(measure(threads)))
+
+
+if __name__ == "__main__":
+    main()

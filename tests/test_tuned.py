@@ -1,0 +1,102 @@
+"""Every tuned and Numba variant agrees with the exact reference; the formulation axis reaches every table.
+
+Small problems and few iterations (torch.compile still costs seconds per variant). A framework that is not
+installed skips its tests, unless it is listed in ``ARRAYBENCH_REQUIRED_BACKENDS`` (``make test`` lists them
+all), where a skip would hide a broken setup, so it fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from backends import BackendUnavailable, load_backend
+from backends.contract import FORMULATIONS, Problem, Variant
+from backends.reference import loss_relative_error, reference_fit, relative_error
+from bench.cli import main
+from bench.config import Sweep
+from bench.results import TOLERANCE
+
+REQUIRED = set(filter(None, os.environ.get("ARRAYBENCH_REQUIRED_BACKENDS", "").split(",")))
+
+
+def backend_or_skip(name: str):
+    try:
+        return load_backend(name)
+    except BackendUnavailable as error:
+        if name in REQUIRED:
+            pytest.fail(f"{name} is required here but unavailable: {error}")
+        pytest.skip(str(error))
+
+
+def checked_variants() -> list[tuple[str, Variant]]:
+    """Every tuned variant of the built-in frameworks, and every Numba variant (tutorial ones included)."""
+    from backends import backend_class
+
+    pairs = []
+    for name in ("numpy", "torch", "jax", "numba"):
+        for variant in backend_class(name).variants:
+            if variant.formulation == "tuned" or name == "numba":
+                pairs.append((name, variant))
+    return pairs
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(("name", "variant"), checked_variants(), ids=lambda v: str(v).replace(" ", "-"))
+def test_variant_agrees_with_reference(name: str, variant: Variant, dtype: str) -> None:
+    # 5000 > the Numba kernels' block of 2048, so whole blocks and a partial one are both summed.
+    backend = backend_or_skip(name)
+    for n in (777, 5000):
+        problem = Problem(n=n, iterations=30, dtype=dtype, log_interval=10)
+        result = backend.prepare(problem, variant, "cpu")()
+        reference = reference_fit(problem)
+        assert len(result.logged_losses) == 3
+        assert relative_error(result, reference) <= TOLERANCE[dtype], (n, result, reference)
+        assert loss_relative_error(result, reference) <= TOLERANCE[dtype], (n, result, reference)
+
+
+def test_numba_float32_accumulation_loses_accuracy_and_tuned_blocks_do_not() -> None:
+    """Plain float32 sums over 10^6 elements miss the tolerance; the tuned blocked sums keep it."""
+    backend = backend_or_skip("numba")
+    problem = Problem(n=1_000_000, iterations=20, dtype="float32")
+    reference = reference_fit(problem)
+    plain = backend.prepare(problem, Variant("manual", "jit-loop", "tutorial"), "cpu")()
+    blocked = backend.prepare(problem, Variant("manual", "jit-loop", "tuned"), "cpu")()
+    assert max(relative_error(plain, reference), loss_relative_error(plain, reference)) > TOLERANCE["float32"]
+    assert max(relative_error(blocked, reference), loss_relative_error(blocked, reference)) <= TOLERANCE["float32"]
+
+
+def test_variant_label_shows_a_tuned_formulation_only() -> None:
+    assert str(Variant("manual", "eager")) == "manual/eager"
+    assert str(Variant("manual", "jit-loop", "tuned")) == "manual/jit-loop tuned"
+
+
+def test_sweep_keeps_only_the_asked_formulations() -> None:
+    variants = {"numpy": (Variant("manual", "eager"), Variant("manual", "eager", "tuned"))}
+    sweep = Sweep(backends=("numpy",), formulations=("tuned",), devices=("cpu",), dtypes=("float64",), points=((8, 2),))
+    configs = sweep.configurations(variants)
+    assert [c.formulation for c in configs] == ["tuned"]
+    assert configs[0].variant == Variant("manual", "eager", "tuned")
+    assert "tuned" in configs[0].key
+    both = Sweep(backends=("numpy",), devices=("cpu",), dtypes=("float64",), points=((8, 2),))
+    assert {c.formulation for c in both.configurations(variants)} == set(FORMULATIONS)
+
+
+def test_cli_rejects_an_unknown_formulation(capsys, tmp_path) -> None:
+    code = main(["run", "--formulations", "fast", "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert "unknown formulation fast; choose from tutorial, tuned" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_variant_names_in_tables() -> None:
+    import pandas as pd
+
+    from bench.report import variant_names
+
+    frame = pd.DataFrame(
+        {"backend": ["torch", "torch"], "grad": ["manual"] * 2, "mode": ["jit-step", "jit-loop"],
+         "formulation": ["tutorial", "tuned"]}
+    )  # fmt: skip
+    assert list(variant_names(frame)) == ["torch manual/jit-step", "torch manual/jit-loop tuned"]
