@@ -16,9 +16,13 @@ $(INSTALLED): pyproject.toml
 setup: $(INSTALLED)
 
 # The plots are drawn whenever the run wrote a folder (exit 0, or 1 for configurations not ok).
+# A finished sweep whose status line counts configurations that are not ok (exit status 1 of `bench run`,
+# such as Numba's deliberate float32-accumulation mismatch, listed in the summary) still gets its plots and
+# does not fail `make bench`; usage errors (2) and interruptions (130) do. Scripts call `bench run` directly.
 bench: $(INSTALLED)
 	$(PY) -m bench run --preset quick; status=$$?; \
-	if [ $$status -le 1 ]; then $(PY) -m bench plot || exit $$?; fi; exit $$status
+	if [ $$status -gt 1 ]; then exit $$status; fi; \
+	$(PY) -m bench plot
 
 bench-full: $(INSTALLED)
 	$(PY) -m bench run --preset full

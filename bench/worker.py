@@ -26,7 +26,7 @@ from bench.memory import shortfall
 from bench.timing import Measurement, measure
 
 WARM_UP_PROBLEM = {"n": 16, "iterations": 2}
-"""Before its first configuration of each variant and dtype, the worker runs that variant once on this tiny
+"""Before its first configuration of each variant and device, the worker runs that variant once on this tiny
 problem, untimed, so one-time costs of the process (loading a compiler, building its caches) are not charged
 to the first size measured; ``first_call_s`` then measures what a new shape costs."""
 
@@ -98,7 +98,7 @@ class Worker:
         if free is not None and (reason := shortfall(config, free, f"{config.device} memory")):
             return {**reply, "status": "skipped", "reason": reason}
         try:
-            warm_key = (config.variant, config.device, config.dtype)
+            warm_key = (config.variant, config.device)
             if warm_key not in self.warmed:
                 warm_up(backend, config)
                 self.warmed.add(warm_key)
