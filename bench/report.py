@@ -283,10 +283,21 @@ def report_sections(summary: pd.DataFrame) -> list[Section]:
     return [*sections, not_ok] if not_ok.rows else sections
 
 
+def transposed(section: Section) -> Section:
+    """A speed table turned over: variants as rows, sizes as columns, the marks following their cells.
+
+    With every variant of every backend there are more variants than a terminal has room for as columns."""
+    points = [f"n={row[0]}\nit={row[1]}" for row in section.rows]
+    rows = [[variant, *(row[c] for row in section.rows)] for c, variant in enumerate(section.header) if c >= 2]
+    marked = {(c - 2, r + 1) for r, c in section.marked}
+    return Section(section.title, ["variant", *points], rows, marked, section.note, label_columns=1)
+
+
 def print_summary(summary: pd.DataFrame, console: Console) -> None:
-    """The end of a run: the speed tables, then what is not ``ok``."""
+    """The end of a run: the speed tables (variants as rows, sizes as columns), then what is not ``ok``."""
     not_ok = not_ok_section(summary)
-    print_sections([*speed_sections(summary), *([not_ok] if not_ok.rows else [])], console)
+    speed = [transposed(section) for section in speed_sections(summary)]
+    print_sections([*speed, *([not_ok] if not_ok.rows else [])], console)
 
 
 def command_report(run: Run, form: str, console: Console) -> int:
