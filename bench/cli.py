@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtypes", help=f"from {','.join(DTYPES)}")
     run.add_argument("--sizes", help="comma-separated n (replaces the preset's grid, with --iterations)")
     run.add_argument("--iterations", help="comma-separated iteration counts")
-    run.add_argument("--repeats", help="timed fits per configuration (preset: 3 quick, 7 full)")
+    run.add_argument("--repeats", help="timed fits per configuration (preset: 5 quick, 7 full)")
     run.add_argument("--threads", help="cores and threads given to every framework (default: all)")
     run.add_argument("--seed", help="seed of the initial weights (0)")
     run.add_argument("--learning-rate", help="fixed learning rate (default: 1e-6 * 2000 / n)")

@@ -60,7 +60,7 @@ PRESETS = {
     # with 20, where NumPy's x ** 3 alone costs tens of milliseconds per iteration.
     "quick": Preset(
         points=((2_000, 2_000), (10_000, 200), (100_000, 200), (1_000_000, 20)),
-        repeats=3,
+        repeats=5,
         budget_s=1.5,
         timeout_s=180.0,
     ),
