@@ -58,12 +58,18 @@ def choices(valid: Sequence[str], what: str) -> Callable[[str], tuple[str, ...]]
     return parse
 
 
+def number(text: str) -> float:
+    """``text`` as a float (``1e6`` and ``10_000`` accepted), or NaN when it is not a number, so that every
+    range check below rejects it with its own message."""
+    try:
+        return float(text.replace("_", ""))
+    except ValueError:
+        return math.nan
+
+
 def whole_number(text: str, what: str, minimum: int) -> int:
     """``text`` as an integer of at least ``minimum``; ``1e6`` and ``10_000`` are accepted."""
-    try:
-        value = float(text.replace("_", ""))
-    except ValueError:
-        value = float("nan")
+    value = number(text)
     if not value.is_integer() or value < minimum:
         raise UsageError(f"{what} must be a whole number of at least {minimum}, got {text!r}")
     return int(value)
@@ -78,10 +84,7 @@ def whole_numbers(what: str, minimum: int) -> Callable[[str], tuple[int, ...]]:
 
 def positive_number(text: str, what: str, unit: str = "") -> float:
     """``text`` as a finite number above zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
+    value = number(text)
     if not (value > 0 and math.isfinite(value)):
         raise UsageError(f"{what} must be a positive number{unit}, got {text!r}")
     return value
@@ -179,10 +182,8 @@ def sweep_from(args: argparse.Namespace) -> Sweep:
 
 
 def fraction(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
+    """``text`` as a number strictly between 0 and 1."""
+    value = number(text)
     if not 0 < value < 1:
         raise UsageError(f"{what} must be a fraction between 0 and 1 (0.10 is 10 %), got {text!r}")
     return value
