@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", help="seed of the initial weights (0)")
     run.add_argument("--learning-rate", help="fixed learning rate (default: 1e-6 * 2000 / n)")
     run.add_argument("--budget", help="seconds of timed repeats per configuration before repeats are cut")
+    fit_budgets = ", ".join(f"{preset.fit_budget_s or 'none'} {name}" for name, preset in PRESETS.items())
+    run.add_argument(
+        "--fit-budget",
+        help=f"seconds one fit may take before its loop is timed over fewer iterations, or none ({fit_budgets})",
+    )
     run.add_argument(
         "--timeout",
         help="seconds a configuration may take, its worker's start included, before the worker is killed"
@@ -178,7 +183,13 @@ def sweep_from(args: argparse.Namespace) -> Sweep:
         learning_rate=option("learning_rate", lambda t: positive_number(t, "the learning rate"), None),
         budget_s=option("budget", lambda t: positive_number(t, "the budget", " of seconds"), preset.budget_s),
         timeout_s=option("timeout", lambda t: positive_number(t, "the timeout", " of seconds"), preset.timeout_s),
+        fit_budget_s=option("fit_budget", fit_budget, preset.fit_budget_s),
     )
+
+
+def fit_budget(text: str) -> float | None:
+    """``--fit-budget``: a positive number of seconds, or ``none`` for no cap."""
+    return None if text.strip().lower() == "none" else positive_number(text, "the fit budget", " of seconds, or none")
 
 
 def fraction(text: str, what: str) -> float:

@@ -46,23 +46,28 @@ class Configuration:
 
 @dataclass(frozen=True)
 class Preset:
-    """Defaults for a sweep. ``points`` pairs sizes with iteration counts; ``budget_s`` caps timed repeats."""
+    """Defaults for a sweep. ``points`` pairs sizes with iteration counts; ``budget_s`` caps timed repeats;
+    ``fit_budget_s`` (None: no cap) shortens the loop of a configuration whose one fit would take longer."""
 
     points: tuple[tuple[int, int], ...]
     repeats: int
     budget_s: float
     timeout_s: float
+    fit_budget_s: float | None = None
 
 
 PRESETS = {
-    # About 5 minutes on 2 cores with every variant of both formulations: the tutorial's own point (2000 x
-    # 2000; JAX's eager autodiff alone spends two minutes there), 10^4 and 10^5 with 200 iterations, and 10^6
-    # with 20, where NumPy's x ** 3 alone costs tens of milliseconds per iteration.
+    # Under 5 minutes on 2 cores with every variant of both formulations: the tutorial's own point (2000 x
+    # 2000), 10^4 and 10^5 with 200 iterations, and 10^6 with 20, where NumPy's x ** 3 alone costs tens of
+    # milliseconds per iteration. The per-fit budget shortens the loops of the variants whose every
+    # iteration costs milliseconds of dispatch (JAX's un-jitted autodiff: 5-10 ms per iteration, which
+    # would spend 20 s per fit and two to three minutes of the sweep at the tutorial's point alone).
     "quick": Preset(
         points=((2_000, 2_000), (10_000, 200), (100_000, 200), (1_000_000, 20)),
         repeats=5,
         budget_s=1.5,
         timeout_s=180.0,
+        fit_budget_s=2.0,
     ),
     "full": Preset(
         points=(
@@ -80,6 +85,7 @@ PRESETS = {
         repeats=3,
         budget_s=1.0,
         timeout_s=120.0,
+        fit_budget_s=2.0,
     ),
 }
 
@@ -101,6 +107,7 @@ class Sweep:
     learning_rate: float | None = None
     budget_s: float = PRESETS["quick"].budget_s
     timeout_s: float = PRESETS["quick"].timeout_s
+    fit_budget_s: float | None = PRESETS["quick"].fit_budget_s
 
     def configurations(self, variants: dict[str, tuple[Variant, ...]]) -> list[Configuration]:
         """The grid, in run order: grouped by (backend, device), then dtype, variant, size.

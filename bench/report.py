@@ -71,6 +71,19 @@ def speed_pivot(summary: pd.DataFrame, values: str = "us_per_iter") -> pd.DataFr
     return pivot[order]
 
 
+SHORTENED = "~"
+"""Marks a time measured over fewer iterations than its column's, by the per-fit budget."""
+
+
+def shortened_pivot(summary: pd.DataFrame) -> dict[tuple, bool]:
+    """Whether each ok (device, dtype, n, iterations, variant) was timed over fewer iterations than asked."""
+    ok = summary[summary["status"] == "ok"]
+    if "iterations_timed" not in ok:  # a run from before the per-fit budget
+        return {}
+    keys = zip(ok["device"], ok["dtype"], ok["n"], ok["iterations"], variant_names(ok), strict=True)
+    return dict(zip(keys, ok["iterations_timed"] < ok["iterations"], strict=True))
+
+
 def baseline_us(summary: pd.DataFrame) -> pd.Series:
     """The NumPy tutorial loop's microseconds per iteration, indexed by (dtype, n, iterations)."""
     columns = summary[["backend", "grad", "mode", "formulation"]]
@@ -124,6 +137,7 @@ def speed_sections(summary: pd.DataFrame) -> list[Section]:
     against the NumPy tutorial loop (same dtype and size, on the CPU); the fastest of each row marked."""
     baseline = baseline_us(summary)
     floors = floor_us(summary)
+    shortened = shortened_pivot(summary)
     sections = []
     for device, dtype, table in per_table(speed_pivot(summary)):
         floor = floors.get((device, dtype), {})
@@ -131,7 +145,12 @@ def speed_sections(summary: pd.DataFrame) -> list[Section]:
             f"{device} {dtype}: median us per iteration (speedup vs the NumPy tutorial loop)",
             ["n", "iterations", *table.columns, *(["machine floor"] if floor else [])],
             note="Marked: the fastest of the row. Speedup = NumPy tutorial loop's time / this time."
-            + (" Machine floor: the least time per iteration this machine allows (floor_us)." if floor else ""),
+            + (" Machine floor: the least time per iteration this machine allows (floor_us)." if floor else "")
+            + (
+                f" {SHORTENED}: timed over fewer iterations (the per-fit budget; see iterations_timed)."
+                if any(was for key, was in shortened.items() if key[:2] == (device, dtype))
+                else ""
+            ),
         )
         fastest = table.idxmin(axis=1)
         for (n, iterations), row in table.iterrows():
@@ -144,7 +163,8 @@ def speed_sections(summary: pd.DataFrame) -> list[Section]:
                 if variant == fastest[(n, iterations)]:
                     section.marked.add((len(section.rows), len(cells)))
                 speedup = f" ({speedup_text(base / us)})" if base is not None and pd.notna(base) else ""
-                cells.append(f"{significant(us, 4)}{speedup}")
+                mark = SHORTENED if shortened.get((device, dtype, n, iterations, variant), False) else ""
+                cells.append(f"{significant(us, 4)}{mark}{speedup}")
             if floor:
                 cells.append(significant(floor[(n, iterations)], 3) if (n, iterations) in floor else "-")
             section.rows.append(cells)

@@ -23,7 +23,8 @@ CONFIG_COLUMNS = [
 RAW_COLUMNS = [*CONFIG_COLUMNS, "repeat", "seconds", "gpu_seconds"]
 SUMMARY_COLUMNS = [
     *CONFIG_COLUMNS,
-    "repeats", "median_s", "gpu_median_s", "min_s", "mean_s", "std_s", "iqr_s", "cv", "us_per_iter", "first_call_s",
+    "repeats", "iterations_timed", "median_s", "gpu_median_s", "min_s", "mean_s", "std_s", "iqr_s", "cv",
+    "us_per_iter", "first_call_s",
     "compile_s", "final_loss", "a", "b", "c", "d", "ref_rel_err", "ref_ok",
     "loss_rel_err", "threads_used", "note", "floor_us", "x_floor", "gb_per_s",
 ]  # fmt: skip

@@ -21,6 +21,7 @@ import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from itertools import groupby
 from pathlib import Path
 
@@ -226,21 +227,24 @@ def rows_for(
     """The raw, summary and loss rows of one configuration, with its check against the reference and the
     machine's floor (``probe``: the machine probe's record, see :mod:`bench.probe`)."""
     version = reply.get("backend_version", "")
-    if reply["status"] == "ran" and (problem := malformed(config, reply)):
+    # The configuration as timed: the per-fit budget may have shortened its loop.
+    timed = replace(config, iterations=reply.get("iterations_timed", config.iterations))
+    if reply["status"] == "ran" and (problem := malformed(timed, reply)):
         reply = {"status": "failed", "reason": problem}
     if reply["status"] != "ran":
         base = config_columns(config, run_id, host, reply["status"], reply.get("reason", ""), version)
         return {"summary": [base], "raw": [], "losses": []}
 
     result = FitResult(tuple(reply["weights"]), reply["final_loss"], reply["logged_losses"])  # type: ignore[arg-type]
-    reference = reference_fit(config.problem)
-    status, reason, rel_err, loss_err = reference_check(config, result, reference)
+    reference = reference_fit(timed.problem)
+    status, reason, rel_err, loss_err = reference_check(timed, result, reference)
     base = config_columns(config, run_id, host, status, reason, version)
-    stats = summarise(reply["samples_s"], config.iterations)
+    stats = summarise(reply["samples_s"], timed.iterations)
     a, b, c, d = result.weights
     device_samples = reply.get("device_samples_s") or []
     summary = {
-        **base, **stats, "gpu_median_s": statistics.median(device_samples) if device_samples else math.nan,
+        **base, "iterations_timed": timed.iterations, **stats,
+        "gpu_median_s": statistics.median(device_samples) if device_samples else math.nan,
         "first_call_s": reply["first_call_s"], "compile_s": reply["first_call_s"] - stats["median_s"],
         "final_loss": result.final_loss, "a": a, "b": b, "c": c, "d": d,
         "ref_rel_err": rel_err, "ref_ok": status == "ok", "loss_rel_err": loss_err,
@@ -255,7 +259,7 @@ def rows_for(
     losses = [
         {**key, "iteration": t, "loss": got, "reference_loss": want}
         for t, got, want in zip(
-            config.problem.logged_iterations, result.logged_losses, reference.logged_losses, strict=True
+            timed.problem.logged_iterations, result.logged_losses, reference.logged_losses, strict=True
         )
     ]
     return {"summary": [summary], "raw": raw, "losses": losses}
@@ -311,6 +315,7 @@ class Sweeper:
                 "configuration": config.to_dict(),
                 "repeats": self.sweep.repeats,
                 "budget_s": self.sweep.budget_s,
+                "fit_budget_s": self.sweep.fit_budget_s,
             }
             try:
                 reply = self.worker.request(message, self.sweep.timeout_s)

@@ -8,6 +8,8 @@ Rules (after TorchBench, triton's ``do_bench`` and JAX's "Benchmarking JAX code"
    synchronised (every backend's fit blocks until the device is done and returns host values), so
    asynchronous dispatch cannot make a framework look faster than it is.
 4. A per-configuration time budget may cut the repeats (never below one); the cut is reported.
+   A per-fit budget may shorten the loop of a configuration whose every iteration is slow (see
+   :func:`affordable_iterations`); the iterations timed and the reason are reported.
 5. Where the backend has a device clock (CUDA events), each timed repeat is also timed on the device: a
    start mark recorded just before the call, an end mark just after it returns. The host clock stays the
    main figure; the device figure shows how much of it the device spent between the two marks.
@@ -47,6 +49,22 @@ def affordable_repeats(budget_s: float, seconds: float) -> int:
     if not math.isfinite(budget_s) or seconds <= 0:
         return sys.maxsize
     return max(1, int(budget_s // seconds))
+
+
+def affordable_iterations(
+    iterations: int, per_iteration_s: float, fit_budget_s: float | None, log_interval: int
+) -> int:
+    """How many of a fit's ``iterations`` fit in ``fit_budget_s`` at ``per_iteration_s`` each (None: all).
+
+    A loop's iterations all do the same work, so time per iteration measured over a shorter loop is the
+    same figure. The count is kept a multiple of ``log_interval`` (so logged losses stay comparable) and at
+    least one interval (or all of ``iterations`` when there are fewer), so every timed fit still logs a loss
+    to check against the reference.
+    """
+    if fit_budget_s is None or per_iteration_s * iterations <= fit_budget_s:
+        return iterations
+    affordable = int(fit_budget_s / per_iteration_s) // log_interval * log_interval
+    return min(iterations, max(affordable, log_interval))
 
 
 def measure(fit: Fit, repeats: int, budget_s: float = math.inf, device_timer: DeviceTimer | None = None) -> Measurement:

@@ -17,18 +17,21 @@ import os
 import signal
 import sys
 import traceback
+from dataclasses import replace
 from typing import TextIO
 
 from backends import load_backend
 from backends.contract import Backend, BackendUnavailable, Problem
 from bench.config import Configuration
 from bench.memory import shortfall
-from bench.timing import Measurement, measure
+from bench.timing import Measurement, affordable_iterations, measure, timed_call
 
-WARM_UP_PROBLEM = {"n": 16, "iterations": 2}
-"""Before its first configuration of each variant and device, the worker runs that variant once on this tiny
+WARM_UP_PROBLEM = {"n": 16, "iterations": 10}
+"""Before its first configuration of each variant and device, the worker runs that variant on this tiny
 problem, untimed, so one-time costs of the process (loading a compiler, building its caches) are not charged
-to the first size measured; ``first_call_s`` then measures what a new shape costs."""
+to the first size measured; ``first_call_s`` then measures what a new shape costs. A second, timed, tiny fit
+gives the variant's cost per iteration at a size where nothing but overhead counts: a floor on its cost at
+any size, from which the per-fit budget decides whether a configuration's loop must be shortened."""
 
 
 def pin_threads(threads: int) -> None:
@@ -44,13 +47,17 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, MemoryError) or "out of memory" in text or "resource_exhausted" in text
 
 
-def warm_up(backend: Backend, config: Configuration) -> None:
-    """Run ``config``'s variant once, untimed, on the tiny :data:`WARM_UP_PROBLEM`."""
+def warm_up(backend: Backend, config: Configuration) -> float:
+    """Run ``config``'s variant on the tiny :data:`WARM_UP_PROBLEM`, untimed, then once more, timed; return
+    that second fit's seconds per iteration."""
     tiny = Problem(dtype=config.dtype, seed=config.seed, **WARM_UP_PROBLEM)
-    backend.prepare(tiny, config.variant, config.device)()
+    fit = backend.prepare(tiny, config.variant, config.device)
+    fit()
+    seconds, _ = timed_call(fit)
+    return seconds / tiny.iterations
 
 
-def ran_reply(backend: Backend, measurement: Measurement) -> dict:
+def ran_reply(backend: Backend, measurement: Measurement, iterations_timed: int, notes: tuple[str, ...] = ()) -> dict:
     """The reply for a configuration that ran: the raw facts :func:`bench.runner.rows_for` turns into rows."""
     facts = {"cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
     facts.update(backend.describe())
@@ -60,7 +67,8 @@ def ran_reply(backend: Backend, measurement: Measurement) -> dict:
         "first_call_s": measurement.first_call_s,
         "samples_s": measurement.samples_s,
         "device_samples_s": measurement.device_samples_s,
-        "note": measurement.note,
+        "iterations_timed": iterations_timed,
+        "note": "; ".join(note for note in (*notes, measurement.note) if note),
         "weights": list(measurement.result.weights),
         "final_loss": measurement.result.final_loss,
         "logged_losses": measurement.result.logged_losses,
@@ -73,7 +81,8 @@ class Worker:
 
     def __init__(self) -> None:
         self.backends: dict[str, Backend | str] = {}
-        self.warmed: set[tuple] = set()
+        self.per_iteration_s: dict[tuple, float] = {}
+        """Seconds per iteration of each warmed-up (variant, device) on the tiny problem."""
 
     def backend(self, name: str) -> Backend | str:
         """The loaded backend, or the reason it cannot be loaded."""
@@ -99,17 +108,30 @@ class Worker:
             return {**reply, "status": "skipped", "reason": reason}
         try:
             warm_key = (config.variant, config.device)
-            if warm_key not in self.warmed:
-                warm_up(backend, config)
-                self.warmed.add(warm_key)
-            fit = backend.prepare(config.problem, config.variant, config.device)
+            if warm_key not in self.per_iteration_s:
+                self.per_iteration_s[warm_key] = warm_up(backend, config)
+            problem, notes = self.timed_problem(config, request.get("fit_budget_s"))
+            fit = backend.prepare(problem, config.variant, config.device)
             measurement = measure(fit, request["repeats"], request["budget_s"], backend.device_timer(config.device))
         except Exception as error:
             status = "oom" if is_out_of_memory(error) else "failed"
             last_line = (str(error).strip().splitlines() or [""])[-1]
             return {**reply, "status": status, "reason": f"{type(error).__name__}: {last_line}"[:500],
                     "traceback": traceback.format_exc()[-2000:]}  # fmt: skip
-        return ran_reply(backend, measurement)
+        return ran_reply(backend, measurement, problem.iterations, notes)
+
+    def timed_problem(self, config: Configuration, fit_budget_s: float | None) -> tuple[Problem, tuple[str, ...]]:
+        """``config``'s problem, its loop shortened when the tiny fit says one fit would exceed the budget."""
+        problem = config.problem
+        per_iteration_s = self.per_iteration_s[(config.variant, config.device)]
+        iterations = affordable_iterations(problem.iterations, per_iteration_s, fit_budget_s, problem.log_interval)
+        if iterations == problem.iterations:
+            return problem, ()
+        note = (
+            f"timed over {iterations} of {problem.iterations} iterations by the {fit_budget_s:g} s per-fit budget"
+            f" (a tiny fit took {per_iteration_s * 1e3:.3g} ms per iteration)"
+        )
+        return replace(problem, iterations=iterations), (note,)
 
 
 def serve(requests: TextIO, replies: TextIO) -> None:

@@ -11,6 +11,7 @@ import pytest
 from bench import results
 from bench.cli import main
 from bench.stats import summarise
+from bench.timing import affordable_iterations
 
 
 @pytest.mark.parametrize(
@@ -96,6 +97,37 @@ def test_summary_statistics_on_known_samples() -> None:
     assert stats["cv"] == pytest.approx(stats["std_s"] / 4.0)
     assert stats["us_per_iter"] == pytest.approx(3.0 / 100 * 1e6)
     assert summarise([0.5], iterations=1)["std_s"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("iterations", "per_iteration_s", "fit_budget_s", "expected"),
+    [
+        (2000, 0.001, 2.0, 2000),  # exactly on budget: untouched
+        (2000, 0.005, 2.0, 400),  # 2 s / 5 ms = 400, a multiple of the log interval
+        (2000, 0.007, 2.0, 200),  # 285 rounded down to whole log intervals
+        (2000, 0.1, 2.0, 100),  # never below one log interval
+        (20, 1.0, 2.0, 20),  # fewer iterations than one log interval: untouched
+        (2000, 1.0, None, 2000),  # no budget
+    ],
+)
+def test_affordable_iterations_on_known_numbers(
+    iterations: int, per_iteration_s: float, fit_budget_s: float | None, expected: int
+) -> None:
+    assert affordable_iterations(iterations, per_iteration_s, fit_budget_s, log_interval=100) == expected
+
+
+def test_a_fit_over_the_fit_budget_is_timed_over_fewer_iterations(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    argv = ["run", "--backends", "numpy", "--formulations", "tutorial", "--devices", "cpu", "--dtypes", "float64",
+            "--sizes", "1000", "--iterations", "1000", "--repeats", "2", "--fit-budget", "1e-6", "--no-probe",
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    row = results.read_csv(out, "summary").iloc[0]
+    assert row["status"] == "ok" and row["iterations"] == 1000 and row["iterations_timed"] == 100
+    assert "timed over 100 of 1000 iterations by the 1e-06 s per-fit budget" in row["note"]
+    assert row["us_per_iter"] == pytest.approx(row["median_s"] / 100 * 1e6)
+    losses = results.read_csv(out, "losses")
+    assert list(losses["iteration"]) == [99] and losses["loss"].iloc[0] == pytest.approx(losses["reference_loss"][0])
 
 
 def test_list_names_every_variant_and_why_it_cannot_run(capsys) -> None:

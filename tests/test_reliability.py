@@ -313,6 +313,8 @@ BAD_INPUT = {
     "timeout zero": (["--timeout", "0"], "the timeout must be a positive number of seconds, got '0'"),
     "timeout word": (["--timeout", "soon"], "the timeout must be a positive number of seconds, got 'soon'"),
     "budget negative": (["--budget", "-1"], "the budget must be a positive number of seconds, got '-1'"),
+    "fit budget zero": (["--fit-budget", "0"], "the fit budget must be a positive number of seconds, or none, got '0'"),
+    "fit budget word": (["--fit-budget", "brief"], "the fit budget must be a positive number of seconds, or none"),
     "threads zero": (["--threads", "0"], "threads must be a whole number of at least 1, got '0'"),
     "seed negative": (["--seed", "-1"], "the seed must be a whole number of at least 0, got '-1'"),
     "nothing selected": (["--grads", "autodiff"], "no configuration to run: no variant has a grad in autodiff"),
