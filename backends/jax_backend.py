@@ -7,17 +7,25 @@ Modes:
 - ``jit-loop``: the whole fit is one ``jax.jit`` call around ``lax.scan``; the scan returns every
   iteration's loss, of which the logged ones are kept.
 
-Tuned formulation (measured against the alternatives; the fastest that agrees with the reference):
+Tuned formulation (each the fastest correct form measured against the alternatives, interleaved on one
+machine; the figures are in the README's "Formulations" section):
 
-- ``jit-step`` and ``jit-loop``: the step of :mod:`backends.tuned` (weights as one 4-vector, Horner's form,
-  the gradient sums reusing one another), which XLA fuses into fewer, cheaper loops than the tutorial's
-  arithmetic. ``lax.fori_loop`` measured the same as ``lax.scan``, and ``unroll=4`` no better.
+- ``manual`` ``jit-step`` and ``jit-loop``: the weights as one 4-vector (one buffer per compiled call instead of
+  four). In float64, Horner's form with the five sums (loss and four gradients) taken by one variadic
+  ``lax.reduce``: one pass over x and y per iteration, where XLA otherwise emits one loop per ``.sum()``
+  (2.5x faster at 10^3 and 10^7). That reduce accumulates in order, which float32 cannot afford (5e-3 off
+  the reference at 10^7), so in float32 the powers x^2 and x^3 are computed once in ``prepare`` and the
+  four sums stay XLA's own reductions (1.3x faster from 10^4 on).
+- ``autodiff/jit-step``: :mod:`backends.tuned`'s loss (Horner, 4-vector weights) under ``jax.grad``: the
+  4-vector saves per-call work. ``autodiff/jit-loop`` has no tuned variant: every rearrangement tried
+  (Horner, precomputed powers, the 4-vector) measured as fast as the tutorial's arithmetic or slower, since
+  XLA already fuses what the rewrite would.
 - ``eager``: with ``P = [1, x, x^2, x^3]`` (4 x n) built in ``prepare``, the residual is ``w @ P - y``, so
   an iteration dispatches a handful of operations instead of about twenty. In float64 the loss and the
   gradient are dot products (``r @ r``, ``P @ r``); XLA accumulates float32 dot products in float32, which
-  misses the reference by 4e-4 at 10^7, so in float32 they are sums (``(r * r).sum()``, ``(P * r).sum(1)``).
-  For ``autodiff/eager`` in float32 no rearrangement found was both correct and faster at every size (the
-  sum form loses to the tutorial by 2x at 10^7), so it keeps the tutorial's arithmetic.
+  misses the reference by 4e-4 at 10^7, so in float32 the manual step sums (``(r * r).sum()``,
+  ``(P * r).sum(1)``) and autodiff differentiates the tutorial's loss over the precomputed powers, four
+  scalar weights (fewer operations to dispatch and to differentiate than ``x ** 2``, ``x ** 3``).
 
 float64 runs inside JAX's x64 context manager, so the setting never leaks into code that did not ask
 for it; the same scope sets the default matmul precision to ``highest`` (no TF32 on a GPU). x, y and the
@@ -47,6 +55,7 @@ class JaxBackend(Backend):
         for formulation in ("tutorial", "tuned")
         for grad in ("manual", "autodiff")
         for mode in ("eager", "jit-step", "jit-loop")
+        if (grad, mode, formulation) != ("autodiff", "jit-loop", "tuned")
     )
 
     def __init__(self) -> None:
@@ -104,16 +113,16 @@ class JaxBackend(Backend):
         jax, jnp = self.jax, self.jax.numpy
         target = self._device(device)
         learning_rate = problem.lr
-        x64 = problem.dtype == "float64"
         with self.settings(problem):
             x_host, y_host = problem.x_and_y()
             x, y = jax.device_put(x_host, target), jax.device_put(y_host, target)
             initial = tuple(jax.device_put(w, target) for w in problem.initial_weights())
             assert x.dtype == jnp.dtype(problem.dtype) and initial[0].dtype == x.dtype
 
-        if variant.formulation == "tuned" and not (variant.mode == "eager" and variant.grad == "autodiff" and not x64):
+        data = (x, y)
+        if variant.formulation == "tuned":
             with self.settings(problem):
-                initial, step = self._tuned_step(x, y, initial, problem, variant)
+                initial, step, data = self._tuned_step(x, y, initial, problem, variant)
         elif variant.grad == "manual":
 
             def step(weights: Weights, x, y) -> tuple[Weights, object]:
@@ -128,17 +137,17 @@ class JaxBackend(Backend):
         if variant.mode == "jit-loop":
 
             @jax.jit
-            def whole_fit(weights: Weights, x, y) -> tuple[Weights, object]:
-                return jax.lax.scan(lambda w, _: step(w, x, y), weights, length=problem.iterations)
+            def whole_fit(weights: Weights, *data) -> tuple[Weights, object]:
+                return jax.lax.scan(lambda w, _: step(w, *data), weights, length=problem.iterations)
 
             def run() -> tuple[Weights, object, object]:
-                weights, losses = whole_fit(initial, x, y)
+                weights, losses = whole_fit(initial, *data)
                 return weights, losses[-1], losses[problem.log_interval - 1 :: problem.log_interval]
         else:
             compiled = jax.jit(step) if variant.mode == "jit-step" else step
 
             def run() -> tuple[Weights, object, object]:
-                return python_loop(lambda weights: compiled(weights, x, y), initial, problem)
+                return python_loop(lambda weights: compiled(weights, *data), initial, problem)
 
         def fit() -> FitResult:
             with self.settings(problem):
@@ -150,36 +159,80 @@ class JaxBackend(Backend):
         return fit
 
     def _tuned_step(self, x, y, initial, problem: Problem, variant: Variant):
-        """The tuned initial weights (one 4-vector) and step function (see the module docstring)."""
+        """The tuned initial weights, step function and the arrays it takes after the weights (see the module
+        docstring)."""
         jax, jnp = self.jax, self.jax.numpy
         w0 = jnp.stack(initial)
         step_size = jnp.asarray(2.0 * problem.lr, dtype=x.dtype)
-        if variant.mode != "eager":
-            if variant.grad == "manual":
-                return w0, lambda w, x, y: tuned.manual_step(w, x, y, step_size, jnp.stack)
+        x64 = x.dtype == jnp.float64
+        if variant.mode == "eager":
+            return self._tuned_eager_step(x, y, initial, problem, variant)
+        if variant.grad == "autodiff":
             value_and_grad = jax.value_and_grad(tuned.loss_of)
 
             def step(w, x, y):
                 loss, gradient = value_and_grad(w, x, y)
                 return w - (step_size / 2) * gradient, loss
 
-            return w0, step
-        powers = jnp.stack([jnp.ones_like(x), x, x * x, x * x * x])
-        if x.dtype == jnp.float64:
-            loss_and_gradient = lambda r: (r @ r, powers @ r)  # noqa: E731
-        else:
-            loss_and_gradient = lambda r: ((r * r).sum(), (powers * r).sum(axis=1))  # noqa: E731
-        if variant.grad == "manual":
+            return w0, step, (x, y)
+        if x64:
 
             def step(w, x, y):
-                loss, gradient = loss_and_gradient(w @ powers - y)
+                r = tuned.residual(w, x, y)
+                rx = r * x
+                rx2 = rx * x
+                zero = jnp.zeros((), x.dtype)
+                *gradient, loss = jax.lax.reduce(
+                    (r, rx, rx2, rx2 * x, r * r), (zero,) * 5, lambda p, q: tuple(map(jnp.add, p, q)), (0,)
+                )
+                return w - step_size * jnp.stack(gradient), loss
+
+            return w0, step, (x, y)
+
+        def step(w, x, y, x2, x3):
+            r = w[0] + w[1] * x + w[2] * x2 + w[3] * x3 - y
+            gradient = jnp.stack([r.sum(), (r * x).sum(), (r * x2).sum(), (r * x3).sum()])
+            return w - step_size * gradient, (r * r).sum()
+
+        return w0, step, (x, y, x * x, x * x * x)
+
+    def _tuned_eager_step(self, x, y, initial, problem: Problem, variant: Variant):
+        """The tuned eager step: powers of x built once, a handful of dispatched operations per iteration."""
+        jax, jnp = self.jax, self.jax.numpy
+        x64 = x.dtype == jnp.float64
+        x2, x3 = x * x, x * x * x
+        if variant.grad == "autodiff" and not x64:
+
+            def loss_of_powers(weights: Weights, x, y, x2, x3):
+                a, b, c, d = weights
+                r = a + b * x + c * x2 + d * x3 - y
+                return (r * r).sum()
+
+            value_and_grad = jax.value_and_grad(loss_of_powers)
+
+            def step(weights: Weights, *data):
+                loss, gradients = value_and_grad(weights, *data)
+                return descend(weights, gradients, problem.lr), loss
+
+            return initial, step, (x, y, x2, x3)
+
+        def loss_and_gradient(r, powers):
+            if x64:
+                return r @ r, powers @ r
+            return (r * r).sum(), (powers * r).sum(axis=1)
+
+        step_size = jnp.asarray(2.0 * problem.lr, dtype=x.dtype)
+        if variant.grad == "manual":
+
+            def step(w, powers, y):
+                loss, gradient = loss_and_gradient(w @ powers - y, powers)
                 return w - step_size * gradient, loss
 
-            return w0, step
-        value_and_grad = jax.value_and_grad(lambda w: loss_and_gradient(w @ powers - y)[0])
+        else:
+            value_and_grad = jax.value_and_grad(lambda w, powers, y: loss_and_gradient(w @ powers - y, powers)[0])
 
-        def step(w, x, y):
-            loss, gradient = value_and_grad(w)
-            return w - (step_size / 2) * gradient, loss
+            def step(w, powers, y):
+                loss, gradient = value_and_grad(w, powers, y)
+                return w - (step_size / 2) * gradient, loss
 
-        return w0, step
+        return jnp.stack(initial), step, (jnp.stack([jnp.ones_like(x), x, x2, x3]), y)

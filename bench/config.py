@@ -67,7 +67,7 @@ PRESETS = {
         repeats=5,
         budget_s=1.5,
         timeout_s=180.0,
-        fit_budget_s=2.0,
+        fit_budget_s=1.0,
     ),
     "full": Preset(
         points=(
