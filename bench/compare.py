@@ -31,8 +31,10 @@ REGRESSIONS = ("slower", "broken")
 
 
 def repeats_by_key(raw: pd.DataFrame) -> dict[tuple, list[float]]:
-    """The timed seconds of every configuration of a raw.csv, keyed by :data:`results.KEY_COLUMNS`."""
-    return {key: list(rows["seconds"]) for key, rows in raw.groupby(results.KEY_COLUMNS, sort=False)}
+    """The timed seconds per iteration of every configuration of a raw.csv, keyed by
+    :data:`results.KEY_COLUMNS` (per iteration: the per-fit budget may time two runs over different counts)."""
+    per_iteration = raw.assign(per_iteration=results.seconds_per_iteration(raw))
+    return {key: list(rows["per_iteration"]) for key, rows in per_iteration.groupby(results.KEY_COLUMNS, sort=False)}
 
 
 def ok_repeats(run: Run) -> dict[tuple, list[float]]:
@@ -73,13 +75,12 @@ def compare_runs(old: Run, new: Run, threshold: float) -> pd.DataFrame:
     for key in dict.fromkeys([*statuses["old"], *statuses["new"]]):
         status_old, status_new = statuses["old"].get(key), statuses["new"].get(key)
         row = dict(zip(results.KEY_COLUMNS, key, strict=True))
-        iterations = row["iterations"]
         if status_old == status_new == "ok":
             before, after = repeats["old"][key], repeats["new"][key]
             ratio, low, high = ratio_of_medians(before, after)
             row |= {
-                "old_us": pd.Series(before).median() / iterations * 1e6,
-                "new_us": pd.Series(after).median() / iterations * 1e6,
+                "old_us": pd.Series(before).median() * 1e6,
+                "new_us": pd.Series(after).median() * 1e6,
                 "ratio": ratio, "low": low, "high": high,
                 "verdict": verdict(ratio, low, high, min(len(before), len(after)), threshold),
             }  # fmt: skip

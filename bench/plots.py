@@ -1,7 +1,8 @@
 """The run's plots, as PNG files in its folder (matplotlib's Figure drawn by Agg: no pyplot, no display).
 
 - ``time_per_iteration.png``: median microseconds per iteration against n, log-log, one line per variant,
-  one panel per device and dtype; the band spans the fastest to the slowest repeat (raw.csv).
+  one panel per device and dtype; the band spans the fastest to the slowest repeat (raw.csv); the dotted
+  grey line is the machine's floor (``floor_us``, from the probe), where the run has one.
 - ``speedup.png``: the NumPy tutorial loop's time over each variant's, against n.
 - ``first_call.png``: the first (warm-up, compiling) fit against the median timed fit, at one size.
 - ``losses.png``: the logged losses against the exact reference's at one size, and their relative deviation
@@ -135,9 +136,20 @@ def save(figure, folder: Path, name: str) -> Path:
     return path
 
 
+FLOOR_LOOK = {"color": "0.35", "linestyle": ":", "linewidth": 2.5}
+
+
+def floor_lines(rows: pd.DataFrame) -> dict[tuple[str, str], pd.Series]:
+    """The machine's floor (``floor_us``) against n for each (device, dtype) that has one."""
+    if "floor_us" not in rows:  # a run from before the probe
+        return {}
+    known = rows.dropna(subset=["floor_us"])
+    return {key: part.groupby("n")["floor_us"].min() for key, part in known.groupby(["device", "dtype"])}
+
+
 def plot_time(ok: pd.DataFrame, raw: pd.DataFrame, folder: Path) -> Path:
     """Median us per iteration against n, with the band from the fastest to the slowest repeat."""
-    per_repeat = raw.assign(us=raw["seconds"] / raw["iterations"] * 1e6)
+    per_repeat = raw.assign(us=results.seconds_per_iteration(raw) * 1e6)
     spread = per_repeat.groupby(results.KEY_COLUMNS)["us"].agg(["min", "max"])
     points = longest_per_size(ok).join(spread, on=results.KEY_COLUMNS)
     figure, grid = panels(points, "Time per iteration against problem size (band: fastest to slowest repeat)")
@@ -145,9 +157,13 @@ def plot_time(ok: pd.DataFrame, raw: pd.DataFrame, folder: Path) -> Path:
         axes, look = grid[device, dtype], style(*variant)
         axes.plot(rows["n"], rows["us_per_iter"], **look)
         axes.fill_between(rows["n"], rows["min"], rows["max"], color=look["color"], alpha=0.15, linewidth=0)
+    floors = floor_lines(points)
+    for (device, dtype), floor in floors.items():
+        grid[device, dtype].plot(floor.index, floor.to_numpy(), zorder=0, **FLOOR_LOOK)
     for axes in grid.values():
         log_axes(axes, "n (points fitted)", "median time per iteration (µs)")
-    variant_legend(figure, points)
+    extra = [(Line2D([], [], **FLOOR_LOOK), "machine floor (floor_us)")] if floors else []
+    variant_legend(figure, points, extra)
     return save(figure, folder, "time_per_iteration.png")
 
 

@@ -20,7 +20,7 @@ CONFIG_COLUMNS = [
     "run_id", "backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "learning_rate", "seed",
     "threads", "status", "reason", "backend_version", "host",
 ]  # fmt: skip
-RAW_COLUMNS = [*CONFIG_COLUMNS, "repeat", "seconds", "gpu_seconds"]
+RAW_COLUMNS = [*CONFIG_COLUMNS, "repeat", "iterations_timed", "seconds", "gpu_seconds"]
 SUMMARY_COLUMNS = [
     *CONFIG_COLUMNS,
     "repeats", "iterations_timed", "median_s", "gpu_median_s", "min_s", "mean_s", "std_s", "iqr_s", "cv",
@@ -35,6 +35,15 @@ LOSS_COLUMNS = [
     "run_id", "backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "iteration", "loss",
     "reference_loss",
 ]  # fmt: skip
+
+
+def seconds_per_iteration(raw: pd.DataFrame) -> pd.Series:
+    """Each timed repeat of a raw.csv over the iterations it ran (a run from before ``iterations_timed``
+    timed every configuration over its ``iterations``)."""
+    timed = raw["iterations_timed"] if "iterations_timed" in raw else pd.Series(float("nan"), index=raw.index)
+    return raw["seconds"] / timed.fillna(raw["iterations"])
+
+
 KEY_COLUMNS = ["backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations"]
 """What identifies a configuration within a run."""
 

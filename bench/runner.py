@@ -252,7 +252,13 @@ def rows_for(
         **roofline_columns(config, stats["us_per_iter"], probe),
     }  # fmt: skip
     raw = [
-        {**base, "repeat": i, "seconds": s, "gpu_seconds": device_samples[i] if device_samples else math.nan}
+        {
+            **base,
+            "repeat": i,
+            "iterations_timed": timed.iterations,
+            "seconds": s,
+            "gpu_seconds": device_samples[i] if device_samples else math.nan,
+        }
         for i, s in enumerate(reply["samples_s"])
     ]
     key = {k: summary[k] for k in ("run_id", *results.KEY_COLUMNS)}

@@ -11,6 +11,7 @@ import pytest
 from matplotlib.image import imread
 
 from bench import cli, results
+from bench.plots import floor_lines
 from bench.report import BASELINE, crossover_section, load_run, markdown, report_sections
 from bench.scaling import ScalingFit, crossover, fit_scaling, fit_variants
 from bench.stats import ratio_of_medians
@@ -314,6 +315,17 @@ def test_plots_of_two_devices_without_losses(tmp_path: Path, capsys: pytest.Capt
     assert code == 0 and "losses.png not drawn" in out
     for name in ("time_per_iteration.png", "speedup.png", "first_call.png"):
         assert imread(run / name).shape[0] > 400  # two rows of panels: cpu and gpu
+
+
+def test_the_floor_line_follows_floor_us_per_device_and_dtype() -> None:
+    rows = pd.DataFrame(
+        {"device": ["cpu", "cpu", "cpu", "gpu"], "dtype": ["float64"] * 4, "n": [1000, 1000, 10_000, 1000],
+         "floor_us": [0.5, 0.5, 4.0, float("nan")]}
+    )  # fmt: skip
+    lines = floor_lines(rows)
+    assert list(lines) == [("cpu", "float64")]  # no floor off the CPU
+    assert lines["cpu", "float64"].to_dict() == {1000: 0.5, 10_000: 4.0}
+    assert floor_lines(rows.drop(columns="floor_us")) == {}
 
 
 def test_plots_on_a_real_sweep(real_run: Path, capsys: pytest.CaptureFixture) -> None:
