@@ -65,7 +65,7 @@ PRESETS = {
     "quick": Preset(
         points=((2_000, 2_000), (10_000, 200), (100_000, 200), (1_000_000, 20)),
         repeats=5,
-        budget_s=1.5,
+        budget_s=1.0,
         timeout_s=180.0,
         fit_budget_s=1.0,
     ),

@@ -15,6 +15,7 @@ import faulthandler
 import json
 import os
 import signal
+import statistics
 import sys
 import traceback
 from dataclasses import replace
@@ -83,6 +84,8 @@ class Worker:
         self.backends: dict[str, Backend | str] = {}
         self.per_iteration_s: dict[tuple, float] = {}
         """Seconds per iteration of each warmed-up (variant, device) on the tiny problem."""
+        self.largest_timed: dict[tuple, tuple[int, float]] = {}
+        """(n, seconds per iteration) of the largest n timed so far of each (variant, device, dtype)."""
 
     def backend(self, name: str) -> Backend | str:
         """The loaded backend, or the reason it cannot be loaded."""
@@ -118,18 +121,37 @@ class Worker:
             last_line = (str(error).strip().splitlines() or [""])[-1]
             return {**reply, "status": status, "reason": f"{type(error).__name__}: {last_line}"[:500],
                     "traceback": traceback.format_exc()[-2000:]}  # fmt: skip
+        per_iteration_s = statistics.median(measurement.samples_s) / problem.iterations
+        if config.n >= self.largest_timed.get(self.timed_key(config), (0, 0.0))[0]:
+            self.largest_timed[self.timed_key(config)] = (config.n, per_iteration_s)
         return ran_reply(backend, measurement, problem.iterations, notes)
 
+    @staticmethod
+    def timed_key(config: Configuration) -> tuple:
+        return (config.variant, config.device, config.dtype)
+
+    def estimated_per_iteration_s(self, config: Configuration) -> tuple[float, str]:
+        """A cautious estimate of ``config``'s seconds per iteration, and where it comes from: the tiny fit's
+        (overhead only, a floor at any size) or, if larger, the largest smaller size timed so far of the same
+        variant scaled in proportion to n (an overestimate where overhead counts)."""
+        tiny = self.per_iteration_s[(config.variant, config.device)]
+        estimate, source = tiny, f"a tiny fit took {tiny * 1e3:.3g} ms per iteration"
+        smaller_n, smaller_s = self.largest_timed.get(self.timed_key(config), (0, 0.0))
+        if 0 < smaller_n < config.n and smaller_s * config.n / smaller_n > estimate:
+            estimate = smaller_s * config.n / smaller_n
+            source = f"{smaller_s * 1e3:.3g} ms per iteration at n={smaller_n}, scaled to n={config.n}"
+        return estimate, source
+
     def timed_problem(self, config: Configuration, fit_budget_s: float | None) -> tuple[Problem, tuple[str, ...]]:
-        """``config``'s problem, its loop shortened when the tiny fit says one fit would exceed the budget."""
+        """``config``'s problem, its loop shortened when one fit is estimated to exceed the budget."""
         problem = config.problem
-        per_iteration_s = self.per_iteration_s[(config.variant, config.device)]
+        per_iteration_s, source = self.estimated_per_iteration_s(config)
         iterations = affordable_iterations(problem.iterations, per_iteration_s, fit_budget_s, problem.log_interval)
         if iterations == problem.iterations:
             return problem, ()
         note = (
             f"timed over {iterations} of {problem.iterations} iterations by the {fit_budget_s:g} s per-fit budget"
-            f" (a tiny fit took {per_iteration_s * 1e3:.3g} ms per iteration)"
+            f" ({source})"
         )
         return replace(problem, iterations=iterations), (note,)
 

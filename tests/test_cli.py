@@ -10,8 +10,10 @@ import pytest
 
 from bench import results
 from bench.cli import main
+from bench.config import Configuration
 from bench.stats import summarise
 from bench.timing import affordable_iterations
+from bench.worker import Worker
 
 
 @pytest.mark.parametrize(
@@ -114,6 +116,18 @@ def test_affordable_iterations_on_known_numbers(
     iterations: int, per_iteration_s: float, fit_budget_s: float | None, expected: int
 ) -> None:
     assert affordable_iterations(iterations, per_iteration_s, fit_budget_s, log_interval=100) == expected
+
+
+def test_the_fit_estimate_is_the_tiny_fit_or_a_smaller_size_scaled_up() -> None:
+    worker = Worker()
+    config = Configuration("numpy", "manual", "eager", "cpu", "float64", 100_000, 200, None, 0, 1)
+    worker.per_iteration_s[config.variant, "cpu"] = 1e-5
+    assert worker.estimated_per_iteration_s(config) == (1e-5, "a tiny fit took 0.01 ms per iteration")
+    worker.largest_timed[config.variant, "cpu", "float64"] = (10_000, 1.5e-3)
+    estimate, source = worker.estimated_per_iteration_s(config)
+    assert estimate == pytest.approx(1.5e-2) and source == "1.5 ms per iteration at n=10000, scaled to n=100000"
+    worker.largest_timed[config.variant, "cpu", "float64"] = (10_000, 1e-8)  # the tiny fit's floor is larger
+    assert worker.estimated_per_iteration_s(config)[0] == 1e-5
 
 
 def test_a_fit_over_the_fit_budget_is_timed_over_fewer_iterations(tmp_path: Path) -> None:
