@@ -24,7 +24,8 @@ from bench.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULTY = "tests.faulty_backend:FaultyBackend"
-TINY = ("--devices", "cpu", "--dtypes", "float64", "--repeats", "2")
+TINY = ("--devices", "cpu", "--dtypes", "float64", "--repeats", "2", "--budget", "100", "--fit-budget", "none")
+"""Small sweeps whose repeats and iterations no time budget can cut: what they record does not depend on timing."""
 DETERMINED = [*results.KEY_COLUMNS, "status", "reason", "learning_rate", "repeats", "final_loss", "a", "b", "c", "d"]
 """Summary columns that do not depend on timing: equal between an interrupted-and-resumed and a whole run."""
 
@@ -195,8 +196,9 @@ def test_the_environment_variable_names_backends_and_bad_entries_are_clear(monke
 
 # --- interruption ------------------------------------------------------------------------------------------
 
-INTERRUPTIBLE = ("--backends", "numpy,faulty", "--sizes", "13,16", "--iterations", "100,200", *TINY)
-"""8 configurations: numpy's 4 are quick, then the faulty backend's n=13 ones take 1.2 s each (slow fits)."""
+INTERRUPTIBLE = ("--backends", "numpy,faulty", "--sizes", "13", "--iterations", "100,200,300,400", *TINY)
+"""8 configurations: numpy's 4 are quick, then the faulty backend's 4 take 1.2 s each (n=13: slow fits), so a
+signal sent once 5 have finished lands seconds before the sweep could end, even on a loaded machine."""
 
 
 @pytest.fixture(scope="module")
