@@ -2,17 +2,21 @@
 
 ``python -m bench.overhead`` times the same fits two ways, alternating them for a few rounds so that drift
 of the machine hits both alike: through a real worker process, exactly as ``bench run`` does, and with a bare
-``perf_counter_ns`` loop in this process. It prints the ratio of the medians for a small and a large size.
+``perf_counter_ns`` loop in a plain Python process (the same environment and thread settings, none of the
+harness). Each round starts both processes afresh, so what differs from one process to the next (where a
+framework's buffers land in memory moves a small JAX fit by up to 20 %) falls on both sides alike. It prints
+the ratio of the medians for a small and a large size.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
-import time
+import subprocess
+import sys
 
-from backends import load_backend
 from bench.config import Configuration
-from bench.runner import WorkerProcess
+from bench.runner import WorkerProcess, worker_environment
 
 CASES = [
     Configuration("numpy", "manual", "eager", "cpu", "float64", 1_000, 200, None, 0, 2),
@@ -22,16 +26,30 @@ CASES = [
 ]
 
 
-def bare_samples(config: Configuration, repeats: int) -> list[float]:
-    """Seconds of ``repeats`` fits timed in this process with nothing around them but the clock."""
-    fit = load_backend(config.backend).prepare(config.problem, config.variant, config.device)
+BARE = """
+import json, sys, time
+from backends import load_backend
+from bench.config import Configuration
+config, repeats = Configuration(**json.loads(sys.argv[1])), int(sys.argv[2])
+fit = load_backend(config.backend).prepare(config.problem, config.variant, config.device)
+fit()
+samples = []
+for _ in range(repeats):
+    start = time.perf_counter_ns()
     fit()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter_ns()
-        fit()
-        samples.append((time.perf_counter_ns() - start) / 1e9)
-    return samples
+    samples.append((time.perf_counter_ns() - start) / 1e9)
+print(json.dumps(samples))
+"""
+"""A fresh Python process that prepares one fit, runs it once, then times it with nothing but the clock."""
+
+
+def bare_samples(config: Configuration, repeats: int) -> list[float]:
+    """Seconds of ``repeats`` fits timed by a bare loop in a fresh process, with the worker's environment."""
+    done = subprocess.run(
+        [sys.executable, "-c", BARE, json.dumps(config.to_dict()), str(repeats)],
+        env=worker_environment(config.threads), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def runner_samples(config: Configuration, repeats: int) -> list[float]:
@@ -44,7 +62,7 @@ def runner_samples(config: Configuration, repeats: int) -> list[float]:
     return reply["samples_s"]
 
 
-def main(rounds: int = 3, repeats: int = 7) -> None:
+def main(rounds: int = 5, repeats: int = 7) -> None:
     print("configuration | runner median | bare median | runner / bare")
     for config in CASES:
         runner, bare = [], []
