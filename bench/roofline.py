@@ -2,29 +2,22 @@
 
 One iteration must at least read x and y once (``2 n itemsize`` bytes) and do the fused kernel's arithmetic
 on every element. Counting the operations of the fused pass (Horner's form, residual, loss and the four
-gradient sums accumulated in the same loop, as in ``backends/numba_kernels.py``), per element:
+gradient sums accumulated in the same loop, as in ``backends/numba_backend.py``), per element:
 
-====================================  ==========  =====
-step                                  operations  flops
-====================================  ==========  =====
-Horner ``((d x + c) x + b) x + a``    3 FMA           6
-residual ``r = p - y``                1               1
-loss ``+= r * r``                     1 FMA           2
-``grad_a += r``                       1               1
-``grad_b += r x`` (``rx = r * x``)    2               2
-``grad_c += rx x`` (``rx2 = rx * x``) 2               2
-``grad_d += rx2 x``                   1 FMA           1
-====================================  ==========  =====
+====================================  =====
+Horner ``((d x + c) x + b) x + a``        6  (3 multiplies, 3 adds)
+residual ``r = p - y``                    1
+loss ``+= r * r``                         2
+``grad_a += r``                           1
+``grad_b += r x`` (``rx = r * x``)        2
+``grad_c += rx x`` (``rx2 = rx * x``)     2
+``grad_d += rx2 x``                       2
+====================================  =====
 
-11 operations (5 of them fused multiply-adds), 16 floating-point operations; the factor 2 of the gradient
-and the learning rate are applied once to the four sums, not per element. The floor counts operations, not
-flops: an add or a multiply takes an issue slot of the floating-point units just as a fused multiply-add
-does (same ports, same throughput on current x86 and Arm cores), and the six unfused ones cannot be fused
-(their results are summed or reused), so ``16 flops / flop rate`` would be a floor no implementation of the
-fit can reach. The probe's arithmetic rate (chained multiply-adds, two flops each) gives the operation rate
-as half its flop rate.
+16 floating-point operations per element (a fused multiply-add counts as two); the factor 2 of the gradient
+and the learning rate are applied once to the four sums, not per element.
 
-``floor_us = max(bytes / bandwidth(working set), operations / operation rate)``, taking the bandwidth measured by
+``floor_us = max(bytes / bandwidth(working set), flops / arithmetic rate)``, taking the bandwidth measured by
 the machine probe (:mod:`bench.probe`) at that working-set size, and the better of the probe's thread counts
 that the configuration may use. It is a bound, not a prediction: no variant can beat it by more than the
 probe's own noise, and ``x_floor = us_per_iter / floor_us`` says how far a variant is from it.
@@ -36,12 +29,8 @@ import itertools
 import math
 from collections.abc import Iterable, Mapping
 
-OPERATIONS_PER_ELEMENT = 11
-"""Floating-point operations (add, multiply or fused multiply-add) per element of one iteration of the fused
-kernel (table above)."""
-
-FLOPS_PER_OPERATION = 2
-"""The probe's rate counts a fused multiply-add as two flops: its operation rate is half its flop rate."""
+FLOPS_PER_ELEMENT = 16
+"""Floating-point operations per element of one iteration of the fused kernel (table above)."""
 
 READS_PER_ELEMENT = 2
 """Arrays read once per iteration: x and y."""
@@ -70,7 +59,7 @@ def bandwidth_at(working_set: float, points: Iterable[tuple[float, float]]) -> f
 def floor_us(n: int, itemsize: int, bandwidth_gb_per_s: float, gflop_per_s: float) -> float:
     """The larger of the memory time and the arithmetic time of one iteration, in microseconds."""
     memory_s = bytes_per_iteration(n, itemsize) / (bandwidth_gb_per_s * 1e9)
-    arithmetic_s = OPERATIONS_PER_ELEMENT * n / (gflop_per_s / FLOPS_PER_OPERATION * 1e9)
+    arithmetic_s = FLOPS_PER_ELEMENT * n / (gflop_per_s * 1e9)
     return max(memory_s, arithmetic_s) * 1e6
 
 
