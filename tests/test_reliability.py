@@ -51,9 +51,18 @@ def bench(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     return subprocess.run(command, cwd=ROOT, env=env or environment(), capture_output=True, text=True, timeout=120)
 
 
+def default_interrupts() -> None:
+    """Give the child Ctrl-C's default meaning: a test run in the background (``make test &``) inherits
+    SIGINT ignored, and Python then rightly leaves it ignored, as a backgrounded ``bench run`` should."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_bench(*args: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "bench", *focused(args)]
-    return subprocess.Popen(command, cwd=ROOT, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        command, cwd=ROOT, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=default_interrupts,
+    )  # fmt: skip
 
 
 def rows(folder: Path) -> dict[tuple, dict]:
