@@ -9,28 +9,26 @@ FAST = {"reassoc", "contract"}
 """Reassociation lets LLVM vectorise the sums; no flag that changes what NaN or infinity do."""
 
 
-@njit(fastmath=FAST, cache=True)
-def read(a, b, passes):
-    """``passes`` dot products of a and b: each pass reads both arrays once."""
-    total = 0.0
-    for _ in range(passes):
-        s = 0.0
-        for i in range(a.size):
-            s += a[i] * b[i]
-        total += s
-    return total
+def _read(parallel: bool):
+    """``passes`` dot products of a and b: each pass reads both arrays once; in parallel, each pass is one
+    parallel region over all threads."""
+    loop = prange if parallel else range
+
+    @njit(parallel=parallel, fastmath=FAST, cache=True)
+    def read(a, b, passes):
+        total = 0.0
+        for _ in range(passes):
+            s = 0.0
+            for i in loop(a.size):
+                s += a[i] * b[i]
+            total += s
+        return total
+
+    return read
 
 
-@njit(parallel=True, fastmath=FAST, cache=True)
-def read_parallel(a, b, passes):
-    """As :func:`read`, each pass one parallel region over all threads."""
-    total = 0.0
-    for _ in range(passes):
-        s = 0.0
-        for i in prange(a.size):
-            s += a[i] * b[i]
-        total += s
-    return total
+read = _read(parallel=False)
+read_parallel = _read(parallel=True)
 
 
 @njit(fastmath=FAST, cache=True)
