@@ -49,8 +49,20 @@ from backends.tutorial import Weights, descend, loss_of, manual_step, python_loo
 
 
 def residual_of_powers(w, x, y, x2, x3):
-    """The residual from the 4-vector of weights and the powers of x computed once in ``prepare``."""
+    """The residual from the weights (a 4-vector or four scalars) and the powers of x computed once in
+    ``prepare``."""
     return w[0] + w[1] * x + w[2] * x2 + w[3] * x3 - y
+
+
+def loss_of_powers(w, x, y, x2, x3):
+    """The summed squared error over the precomputed powers (what the tuned autodiff variants differentiate)."""
+    r = residual_of_powers(w, x, y, x2, x3)
+    return (r * r).sum()
+
+
+def with_powers(x, y) -> tuple:
+    """x, y and the powers x^2, x^3, computed once: the arrays the precomputed-powers steps take."""
+    return x, y, x * x, x * x * x
 
 
 class JaxBackend(Backend):
@@ -168,24 +180,21 @@ class JaxBackend(Backend):
     def _tuned_step(self, x, y, initial, problem: Problem, variant: Variant):
         """The tuned initial weights, step function and the arrays it takes after the weights (see the module
         docstring)."""
+        if variant.mode == "eager":
+            return self._tuned_eager_step(x, y, initial, problem, variant)
         jax, jnp = self.jax, self.jax.numpy
         w0 = jnp.stack(initial)
         step_size = jnp.asarray(2.0 * problem.lr, dtype=x.dtype)
         x64 = x.dtype == jnp.float64
-        if variant.mode == "eager":
-            return self._tuned_eager_step(x, y, initial, problem, variant)
-        powers_data = (x, y, x * x, x * x * x)
         if variant.grad == "autodiff":
-            if x64:
-                value_and_grad = jax.value_and_grad(lambda w, *data: jnp.square(residual_of_powers(w, *data)).sum())
-            else:
-                value_and_grad = jax.value_and_grad(tuned.loss_of)
+            loss, data = (loss_of_powers, with_powers(x, y)) if x64 else (tuned.loss_of, (x, y))
+            value_and_grad = jax.value_and_grad(loss)
 
             def step(w, *data):
                 loss, gradient = value_and_grad(w, *data)
                 return w - (step_size / 2) * gradient, loss
 
-            return w0, step, powers_data if x64 else (x, y)
+            return w0, step, data
         if x64:
 
             def step(w, x, y):
@@ -205,27 +214,21 @@ class JaxBackend(Backend):
             gradient = jnp.stack([r.sum(), (r * x).sum(), (r * x2).sum(), (r * x3).sum()])
             return w - step_size * gradient, (r * r).sum()
 
-        return w0, step, powers_data
+        return w0, step, with_powers(x, y)
 
     def _tuned_eager_step(self, x, y, initial, problem: Problem, variant: Variant):
         """The tuned eager step: powers of x built once, a handful of dispatched operations per iteration."""
         jax, jnp = self.jax, self.jax.numpy
         x64 = x.dtype == jnp.float64
-        x2, x3 = x * x, x * x * x
+        data = with_powers(x, y)
         if variant.grad == "autodiff" and not x64:
-
-            def loss_of_powers(weights: Weights, x, y, x2, x3):
-                a, b, c, d = weights
-                r = a + b * x + c * x2 + d * x3 - y
-                return (r * r).sum()
-
             value_and_grad = jax.value_and_grad(loss_of_powers)
 
             def step(weights: Weights, *data):
                 loss, gradients = value_and_grad(weights, *data)
                 return descend(weights, gradients, problem.lr), loss
 
-            return initial, step, (x, y, x2, x3)
+            return initial, step, data
 
         def loss_and_gradient(r, powers):
             if x64:
@@ -246,4 +249,5 @@ class JaxBackend(Backend):
                 loss, gradient = value_and_grad(w, powers, y)
                 return w - (step_size / 2) * gradient, loss
 
+        _, _, x2, x3 = data
         return jnp.stack(initial), step, (jnp.stack([jnp.ones_like(x), x, x2, x3]), y)

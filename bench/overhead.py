@@ -27,20 +27,17 @@ CASES = [
 
 
 BARE = """
-import json, sys, time
+import json, sys
 from backends import load_backend
 from bench.config import Configuration
+from bench.timing import timed_call
 config, repeats = Configuration(**json.loads(sys.argv[1])), int(sys.argv[2])
 fit = load_backend(config.backend).prepare(config.problem, config.variant, config.device)
 fit()
-samples = []
-for _ in range(repeats):
-    start = time.perf_counter_ns()
-    fit()
-    samples.append((time.perf_counter_ns() - start) / 1e9)
-print(json.dumps(samples))
+print(json.dumps([timed_call(fit)[0] for _ in range(repeats)]))
 """
-"""A fresh Python process that prepares one fit, runs it once, then times it with nothing but the clock."""
+"""A fresh Python process that prepares one fit, runs it once, then times it with nothing but the clock
+(:func:`bench.timing.timed_call`, the clock the worker uses too)."""
 
 
 def bare_samples(config: Configuration, repeats: int) -> list[float]:

@@ -75,7 +75,7 @@ SHORTENED = "~"
 """Marks a time measured over fewer iterations than its column's, by the per-fit budget."""
 
 
-def shortened_pivot(summary: pd.DataFrame) -> dict[tuple, bool]:
+def shortened_cells(summary: pd.DataFrame) -> dict[tuple, bool]:
     """Whether each ok (device, dtype, n, iterations, variant) was timed over fewer iterations than asked."""
     ok = summary[summary["status"] == "ok"]
     if "iterations_timed" not in ok:  # a run from before the per-fit budget
@@ -137,7 +137,7 @@ def speed_sections(summary: pd.DataFrame) -> list[Section]:
     against the NumPy tutorial loop (same dtype and size, on the CPU); the fastest of each row marked."""
     baseline = baseline_us(summary)
     floors = floor_us(summary)
-    shortened = shortened_pivot(summary)
+    shortened = shortened_cells(summary)
     sections = []
     for device, dtype, table in per_table(speed_pivot(summary)):
         floor = floors.get((device, dtype), {})

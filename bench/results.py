@@ -35,15 +35,6 @@ LOSS_COLUMNS = [
     "run_id", "backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "iteration", "loss",
     "reference_loss",
 ]  # fmt: skip
-
-
-def seconds_per_iteration(raw: pd.DataFrame) -> pd.Series:
-    """Each timed repeat of a raw.csv over the iterations it ran (a run from before ``iterations_timed``
-    timed every configuration over its ``iterations``)."""
-    timed = raw["iterations_timed"] if "iterations_timed" in raw else pd.Series(float("nan"), index=raw.index)
-    return raw["seconds"] / timed.fillna(raw["iterations"])
-
-
 KEY_COLUMNS = ["backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations"]
 """What identifies a configuration within a run."""
 
@@ -64,6 +55,13 @@ COLUMNS = {"raw": RAW_COLUMNS, "summary": SUMMARY_COLUMNS, "losses": LOSS_COLUMN
 
 class ResultsError(ValueError):
     """A results file that is missing, empty, truncated or not arraybench's."""
+
+
+def seconds_per_iteration(raw: pd.DataFrame) -> pd.Series:
+    """Each timed repeat of a raw.csv over the iterations it ran (a run from before ``iterations_timed``
+    timed every configuration over its ``iterations``)."""
+    timed = raw["iterations_timed"] if "iterations_timed" in raw else pd.Series(float("nan"), index=raw.index)
+    return raw["seconds"] / timed.fillna(raw["iterations"])
 
 
 def append_rows(folder: Path, kind: str, rows: list[dict]) -> None:

@@ -78,14 +78,14 @@ def ran_reply(backend: Backend, measurement: Measurement, iterations_timed: int,
 
 
 class Worker:
-    """Keeps the loaded backends and the warmed-up variants of this process."""
+    """Keeps the loaded backends, the warmed-up variants and the times per iteration measured so far."""
 
     def __init__(self) -> None:
         self.backends: dict[str, Backend | str] = {}
         self.per_iteration_s: dict[tuple, float] = {}
         """Seconds per iteration of each warmed-up (variant, device) on the tiny problem."""
-        self.largest_timed: dict[tuple, tuple[int, float]] = {}
-        """(n, seconds per iteration) of the largest n timed so far of each (variant, device, dtype)."""
+        self.timed_s: dict[tuple, dict[int, float]] = {}
+        """Seconds per iteration of each (variant, device, dtype), by n, for the sizes timed so far."""
 
     def backend(self, name: str) -> Backend | str:
         """The loaded backend, or the reason it cannot be loaded."""
@@ -122,13 +122,8 @@ class Worker:
             return {**reply, "status": status, "reason": f"{type(error).__name__}: {last_line}"[:500],
                     "traceback": traceback.format_exc()[-2000:]}  # fmt: skip
         per_iteration_s = statistics.median(measurement.samples_s) / problem.iterations
-        if config.n >= self.largest_timed.get(self.timed_key(config), (0, 0.0))[0]:
-            self.largest_timed[self.timed_key(config)] = (config.n, per_iteration_s)
+        self.timed_s.setdefault((config.variant, config.device, config.dtype), {})[config.n] = per_iteration_s
         return ran_reply(backend, measurement, problem.iterations, notes)
-
-    @staticmethod
-    def timed_key(config: Configuration) -> tuple:
-        return (config.variant, config.device, config.dtype)
 
     def estimated_per_iteration_s(self, config: Configuration) -> tuple[float, str]:
         """A cautious estimate of ``config``'s seconds per iteration, and where it comes from: the tiny fit's
@@ -136,10 +131,11 @@ class Worker:
         variant scaled in proportion to n (an overestimate where overhead counts)."""
         tiny = self.per_iteration_s[(config.variant, config.device)]
         estimate, source = tiny, f"a tiny fit took {tiny * 1e3:.3g} ms per iteration"
-        smaller_n, smaller_s = self.largest_timed.get(self.timed_key(config), (0, 0.0))
-        if 0 < smaller_n < config.n and smaller_s * config.n / smaller_n > estimate:
-            estimate = smaller_s * config.n / smaller_n
-            source = f"{smaller_s * 1e3:.3g} ms per iteration at n={smaller_n}, scaled to n={config.n}"
+        timed = self.timed_s.get((config.variant, config.device, config.dtype), {})
+        smaller_n = max((n for n in timed if n < config.n), default=None)
+        if smaller_n is not None and timed[smaller_n] * config.n / smaller_n > estimate:
+            estimate = timed[smaller_n] * config.n / smaller_n
+            source = f"{timed[smaller_n] * 1e3:.3g} ms per iteration at n={smaller_n}, scaled to n={config.n}"
         return estimate, source
 
     def timed_problem(self, config: Configuration, fit_budget_s: float | None) -> tuple[Problem, tuple[str, ...]]:

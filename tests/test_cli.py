@@ -123,10 +123,10 @@ def test_the_fit_estimate_is_the_tiny_fit_or_a_smaller_size_scaled_up() -> None:
     config = Configuration("numpy", "manual", "eager", "cpu", "float64", 100_000, 200, None, 0, 1)
     worker.per_iteration_s[config.variant, "cpu"] = 1e-5
     assert worker.estimated_per_iteration_s(config) == (1e-5, "a tiny fit took 0.01 ms per iteration")
-    worker.largest_timed[config.variant, "cpu", "float64"] = (10_000, 1.5e-3)
-    estimate, source = worker.estimated_per_iteration_s(config)
+    worker.timed_s[config.variant, "cpu", "float64"] = {1_000: 1e-4, 10_000: 1.5e-3, 1_000_000: 1.0}
+    estimate, source = worker.estimated_per_iteration_s(config)  # the largest smaller size, scaled up
     assert estimate == pytest.approx(1.5e-2) and source == "1.5 ms per iteration at n=10000, scaled to n=100000"
-    worker.largest_timed[config.variant, "cpu", "float64"] = (10_000, 1e-8)  # the tiny fit's floor is larger
+    worker.timed_s[config.variant, "cpu", "float64"] = {10_000: 1e-8}  # the tiny fit's floor is larger
     assert worker.estimated_per_iteration_s(config)[0] == 1e-5
 
 
