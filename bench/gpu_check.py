@@ -6,10 +6,11 @@ install step, no network):
 1. the GPU tests (``pytest -k gpu tests``) with ``ARRAYBENCH_REQUIRE_GPU=1``, so a GPU case that would be
    skipped fails instead;
 2. a sweep of every GPU variant (PyTorch, JAX, CuPy; float32 and float64; n = 10^3 to 10^7, preset
-   ``gpu-check``) and a sweep of the CPU variants to compare with (NumPy, and PyTorch and JAX eager and
-   whole-loop; ``torch.compile`` on the CPU is left out to keep within the time);
-3. the full report of both together (speed tables, scaling fits, the GPU-vs-CPU crossovers), and the
-   GPU's own time (CUDA events) beside the host's.
+   ``gpu-check``) and a sweep of the CPU variants to compare with (NumPy, Numba, and PyTorch and JAX eager
+   and whole-loop; ``torch.compile`` on the CPU is left out to keep within the time);
+3. the full report of both together (speed tables, scaling fits, the GPU-vs-CPU crossovers), the GPU's own
+   time (CUDA events) beside the host's, and the fastest variant of each device at each point against the
+   GPU's read floor (:func:`gpu_read_us`).
 
 The run folders go under ``results/gpu-check-<time>/``; when ``$OUT`` is set (on a lent machine), a
 tarball of them and the combined summary.csv are also written there after each step. Exit status: 0 when
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -33,10 +35,10 @@ from rich.table import Table
 
 from bench import cli, results
 from bench.environment import PROJECT_ROOT, gpus
-from bench.report import print_sections, report_sections
+from bench.report import print_sections, report_sections, significant, speedup_text, variant_names
 
 GPU_BACKENDS = "torch,jax,cupy"
-CPU_BACKENDS = "numpy,torch,jax"
+CPU_BACKENDS = "numpy,torch,jax,numba"
 CPU_MODES = "eager,jit-loop"
 """On the CPU: the tutorial loop and the whole-loop compiled variants (torch.compile is left out: its
 per-size compilation on the CPU alone would take minutes)."""
@@ -54,13 +56,14 @@ def sweeps(folder: Path, sizes: str | None) -> dict[str, list[str]]:
 
 
 def run_tests(require_gpu: bool) -> int:
-    """The GPU tests in a child pytest; its exit status."""
+    """The GPU tests in a child pytest (the CPU cases are CI's), pytest-benchmark's at one size; its exit status."""
     env = {
         **os.environ,
         "ARRAYBENCH_REQUIRE_GPU": "1" if require_gpu else "0",
         "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
     }
-    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-k", "gpu", "tests"]
+    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-k", "gpu and not cpu",
+               "--benchmark-disable", "--fit-sizes=1000", "tests"]  # fmt: skip
     return subprocess.run(command, cwd=PROJECT_ROOT, env=env, check=False).returncode
 
 
@@ -82,6 +85,83 @@ def print_device_times(summary: pd.DataFrame, console: Console) -> None:
         table.add_row(
             f"{row.backend} {row.grad}/{row.mode}", row.dtype, f"{row.n:,}",
             f"{row.median_s / row.iterations * 1e6:,.1f}", f"{row.gpu_median_s / row.iterations * 1e6:,.1f}",
+        )  # fmt: skip
+    console.print(table)
+
+
+GPU_READ_BURST = 20
+"""Reductions timed back to back between two CUDA events, so that one launch's latency is not counted alone."""
+
+
+def gpu_read_us(points: list[tuple[str, int]], rounds: int = 7) -> dict[tuple[str, int], float]:
+    """(dtype, n) -> microseconds the GPU takes to read x and y once: one ``torch.sum`` over 2 n elements of
+    that dtype, in a burst of :data:`GPU_READ_BURST` timed with CUDA events, median of ``rounds`` bursts.
+
+    The GPU's floor for one iteration of the fit, as the CPU's is read x and y once (bench/roofline.py): the
+    arithmetic (16 operations per element) is far below the GPU's rate, so reading is the bound. At small n
+    it is one kernel's time, launch included, against data in the L2 cache, as the fit's own iterations see it.
+    Empty without PyTorch on CUDA."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    if not torch.cuda.is_available():
+        return {}
+    floors = {}
+    for dtype, n in points:
+        data = torch.rand(2 * n, dtype=getattr(torch, dtype), device="cuda")
+        data.sum()  # warm-up: the reduction kernel loaded, the data in place
+        bursts = []
+        for _ in range(rounds):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(GPU_READ_BURST):
+                data.sum()
+            end.record()
+            end.synchronize()
+            bursts.append(start.elapsed_time(end) * 1e3 / GPU_READ_BURST)
+        floors[(dtype, n)] = statistics.median(bursts)
+        del data
+    return floors
+
+
+def best_by_device(summary: pd.DataFrame, gpu_read: dict[tuple[str, int], float]) -> pd.DataFrame:
+    """For each (dtype, n, iterations): the fastest ok variant on the CPU and on the GPU, the GPU's speed-up
+    over the CPU's best, and the GPU's best against its read floor (:func:`gpu_read_us`)."""
+    ok = summary[summary["status"] == "ok"].assign(variant=variant_names)
+    rows = []
+    for (dtype, n, iterations), point in ok.groupby(["dtype", "n", "iterations"], sort=True):
+        row = {"dtype": dtype, "n": n, "iterations": iterations}
+        for device in ("cpu", "gpu"):
+            on_device = point[point["device"] == device]
+            best = on_device.loc[on_device["us_per_iter"].idxmin()] if not on_device.empty else None
+            row[f"{device}_best"] = best["variant"] if best is not None else None
+            row[f"{device}_us"] = best["us_per_iter"] if best is not None else float("nan")
+        row["gpu_speedup"] = row["cpu_us"] / row["gpu_us"]
+        row["gpu_read_us"] = gpu_read.get((dtype, n), float("nan"))
+        row["gpu_x_floor"] = row["gpu_us"] / row["gpu_read_us"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def print_best_by_device(best: pd.DataFrame, console: Console) -> None:
+    """The table of :func:`best_by_device`: what the GPU buys at each point, and how far it is from its limit."""
+    table = Table(title="Fastest on each device, us per iteration; GPU read floor = one read of x and y")
+    headers = ("dtype", "n", "iterations", "fastest on the CPU", "us", "fastest on the GPU", "us", "GPU speed-up",
+               "GPU read floor", "GPU x floor")  # fmt: skip
+    for header in headers:
+        table.add_column(
+            header, justify="left" if header in ("dtype", "fastest on the CPU", "fastest on the GPU") else "right"
+        )
+
+    def cell(value: float, text=significant) -> str:
+        return "-" if pd.isna(value) else text(value)
+
+    for row in best.itertuples():
+        table.add_row(
+            row.dtype, f"{row.n:,}", f"{row.iterations:,}", str(row.cpu_best or "-"), cell(row.cpu_us),
+            str(row.gpu_best or "-"), cell(row.gpu_us), cell(row.gpu_speedup, speedup_text), cell(row.gpu_read_us),
+            cell(row.gpu_x_floor),
         )  # fmt: skip
     console.print(table)
 
@@ -137,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         console.rule("GPU against CPU")
         print_sections(report_sections(summary), console)  # speed, first call, scaling, crossovers
         print_device_times(summary, console)
+        best = best_by_device(summary, gpu_read_us(sorted(set(zip(summary["dtype"], summary["n"], strict=True)))))
+        print_best_by_device(best, console)
+        best.to_csv(folder / "best_by_device.csv", index=False)
+        export(folder, out)
     copied = f", copied to {out}" if out else ""
     console.print(f"gpu-check: exit statuses {statuses} (0 is good); run folders in {folder}{copied}")
     return 0 if not any(statuses.values()) else 1

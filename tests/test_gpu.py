@@ -14,6 +14,7 @@ import os
 from contextlib import contextmanager
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
 from backends import BackendUnavailable, backend_class, load_backend
@@ -349,3 +350,28 @@ def test_gpu_check_sweeps_are_valid_command_lines(tmp_path) -> None:
     assert cpu.devices == ("cpu",) and "numpy" in cpu.backends
     assert sorted({n for n, _ in gpu.points}) == [10**k for k in range(3, 8)]
     assert set(gpu.dtypes) == set(DTYPES) and set(gpu.modes) == set(MODES)
+
+
+def test_best_by_device_pairs_the_fastest_of_each_device_with_the_gpu_read_floor() -> None:
+    def row(backend: str, mode: str, device: str, us: float, status: str = "ok") -> dict:
+        return {"backend": backend, "grad": "manual", "mode": mode, "formulation": "tutorial", "device": device,
+                "dtype": "float32", "n": 1000, "iterations": 100, "us_per_iter": us, "status": status}  # fmt: skip
+
+    summary = pd.DataFrame([
+        row("numpy", "eager", "cpu", 100.0), row("torch", "eager", "cpu", 20.0),
+        row("torch", "jit-loop", "gpu", 5.0), row("jax", "jit-loop", "gpu", 4.0, status="mismatch"),
+    ])  # fmt: skip
+    best = gpu_check.best_by_device(summary, {("float32", 1000): 2.0}).iloc[0]
+    assert (best["cpu_best"], best["cpu_us"]) == ("torch manual/eager", 20.0)
+    assert (best["gpu_best"], best["gpu_us"]) == ("torch manual/jit-loop", 5.0)  # a mismatch never counts
+    assert (best["gpu_speedup"], best["gpu_read_us"], best["gpu_x_floor"]) == (4.0, 2.0, 2.5)
+
+
+def test_gpu_read_floor_is_positive_with_cuda_and_empty_without() -> None:
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            assert gpu_check.gpu_read_us([("float32", 1000)])[("float32", 1000)] > 0
+            return
+    assert gpu_check.gpu_read_us([("float32", 1000)]) == {}
