@@ -15,10 +15,13 @@ machine; the figures are in the README's "Formulations" section):
   ``lax.reduce``: one pass over x and y per iteration, where XLA otherwise emits one loop per ``.sum()``
   (2.5x faster at 10^3 and 10^7). That reduce accumulates in order, which float32 cannot afford (5e-3 off
   the reference at 10^7), so in float32 the powers x^2 and x^3 are computed once in ``prepare`` and the
-  four sums stay XLA's own reductions (1.3x faster from 10^4 on).
+  four sums stay XLA's own reductions (1.3x faster from 10^4 on, on the CPU). On a GPU, float32 takes
+  :mod:`backends.tuned`'s Horner step with XLA's sums instead: reading x^2 and x^3 doubles the bytes of a
+  memory-bound iteration (the powers form measured 1.2-1.7x the tutorial's time on an H200).
 - ``autodiff/jit-step``: ``jax.grad`` on a 4-vector of weights (it saves per-call work), of the loss over
-  x^2 and x^3 computed once in float64 (0.7-0.9x the tutorial's time from 10^3 to 10^6), of
-  :mod:`backends.tuned`'s Horner loss in float32 (0.74-0.86x; the powers form lost at 10^5 there).
+  x^2 and x^3 computed once in float64 on the CPU (0.7-0.9x the tutorial's time from 10^3 to 10^6), of
+  :mod:`backends.tuned`'s Horner loss in float32 (0.74-0.86x; the powers form lost at 10^5 there) and on a
+  GPU (where the powers form measured up to 1.2x the tutorial's time in float64).
 - ``autodiff/jit-loop`` has no tuned variant: every rearrangement tried (Horner, precomputed powers, the
   4-vector) measured as fast as the tutorial's arithmetic or slower, since XLA already fuses what the rewrite
   would.
@@ -141,7 +144,7 @@ class JaxBackend(Backend):
         data = (x, y)
         if variant.formulation == "tuned":
             with self.settings(problem):
-                initial, step, data = self._tuned_step(x, y, initial, problem, variant)
+                initial, step, data = self._tuned_step(x, y, initial, problem, variant, device)
         elif variant.grad == "manual":
 
             def step(weights: Weights, x, y) -> tuple[Weights, object]:
@@ -177,9 +180,10 @@ class JaxBackend(Backend):
 
         return fit
 
-    def _tuned_step(self, x, y, initial, problem: Problem, variant: Variant):
+    def _tuned_step(self, x, y, initial, problem: Problem, variant: Variant, device: str):
         """The tuned initial weights, step function and the arrays it takes after the weights (see the module
-        docstring)."""
+        docstring). On a GPU, whose memory is the bound, no powers of x are read from memory: they cost more
+        bytes than the arithmetic they save."""
         if variant.mode == "eager":
             return self._tuned_eager_step(x, y, initial, problem, variant)
         jax, jnp = self.jax, self.jax.numpy
@@ -187,7 +191,7 @@ class JaxBackend(Backend):
         step_size = jnp.asarray(2.0 * problem.lr, dtype=x.dtype)
         x64 = x.dtype == jnp.float64
         if variant.grad == "autodiff":
-            loss, data = (loss_of_powers, with_powers(x, y)) if x64 else (tuned.loss_of, (x, y))
+            loss, data = (loss_of_powers, with_powers(x, y)) if x64 and device == "cpu" else (tuned.loss_of, (x, y))
             value_and_grad = jax.value_and_grad(loss)
 
             def step(w, *data):
@@ -208,6 +212,8 @@ class JaxBackend(Backend):
                 return w - step_size * jnp.stack(gradient), loss
 
             return w0, step, (x, y)
+        if device == "gpu":
+            return w0, lambda w, x, y: tuned.manual_step(w, x, y, step_size, jnp.stack), (x, y)
 
         def step(w, x, y, x2, x3):
             r = residual_of_powers(w, x, y, x2, x3)

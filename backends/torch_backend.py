@@ -26,11 +26,15 @@ Tuned formulation (measured against the alternatives; the fastest that agrees wi
 - ``autodiff/eager tuned``: autograd on one 4-vector of weights; in float64 through ``addmv`` and ``dot``
   (one forward and one backward kernel each), in float32 through Horner's form and ``.sum()`` (autograd's
   backward of ``addmv`` is a float32 BLAS ``mv``, 3e-4 off at 10^7).
-- ``manual/jit-loop tuned`` and ``autodiff/jit-loop tuned``: the whole fit as one ``torch.compile``-d
-  ``torch.while_loop`` whose body is the tuned step (Horner's form, :mod:`backends.tuned`), every iteration's
-  loss written into a buffer carried by the loop. Compiling one step (jit-step) with the tuned arithmetic
-  measured the same as the tutorial's (inductor fuses both into one kernel), and compiling a block of 10 or
-  100 unrolled steps lost to the while-loop above 10^3, so the tuned compiled form is the loop.
+- ``manual/jit-loop tuned`` and ``autodiff/jit-loop tuned``: the tuned step (Horner's form,
+  :mod:`backends.tuned`) compiled by ``torch.compile``, and the whole fit built from it. On the CPU, one
+  compiled ``torch.while_loop`` whose body is that step, every iteration's loss written into a buffer
+  carried by the loop (compiling one step (jit-step) with the tuned arithmetic measured the same as the
+  tutorial's, since inductor fuses both into one kernel, and compiling a block of 10 or 100 unrolled steps
+  lost to the while-loop above 10^3). On a GPU, every iteration of the compiled step captured as one CUDA
+  graph, as the tutorial's jit-loop captures the eager step: the while-loop measured 1.5-2.9x slower than
+  the tutorial's CUDA graph there from 10^3 to 10^6 (inductor's GPU while-loop reads its condition back to
+  the host every iteration), while the graph replays inductor's fused kernels with no host in between.
 
 x, y and the weights are copied to the device during ``prepare``. The fit keeps the logged losses on the
 device and reads them back once at the end, after ``torch.cuda.synchronize()`` on a GPU. TF32 is
@@ -190,17 +194,19 @@ class TorchBackend(Backend):
     def _prepare_tuned(self, x, y, initial, problem: Problem, variant: Variant, device: str) -> Fit:
         """The tuned fits (see the module docstring)."""
         torch = self.torch
-        powers = torch.stack([torch.ones_like(x), x, x * x, x * x * x])
+        if variant.mode == "jit-loop" and device == "gpu":
+            step = torch.compile(self.tuned_step(variant.grad, x, y, problem), fullgraph=True, dynamic=False)
+            return cuda_graph_fit(torch, StaticFit(torch, step, initial, problem, vector=True))
         if variant.mode == "jit-loop":
             whole_fit = torch.compile(self._while_loop(x, y, problem, variant.grad), fullgraph=True, dynamic=False)
 
             def run() -> tuple[Weights, object, list]:
                 weights, losses = whole_fit(initial.clone(), x.new_zeros(problem.iterations))
                 return weights, losses[-1], list(losses[problem.log_interval - 1 :: problem.log_interval])
-        elif variant.grad == "manual":
-            run = self._eager_manual(x, y, powers, initial, problem)
         else:
-            run = self._eager_autodiff(x, y, powers, initial, problem)
+            powers = torch.stack([torch.ones_like(x), x, x * x, x * x * x])
+            eager = self._eager_manual if variant.grad == "manual" else self._eager_autodiff
+            run = eager(x, y, powers, initial, problem)
 
         def fit() -> FitResult:
             with torch.no_grad():
@@ -208,16 +214,23 @@ class TorchBackend(Backend):
 
         return fit
 
-    def _while_loop(self, x, y, problem: Problem, grad: str):
-        """The whole fit as a ``torch.while_loop``: (weights, losses) -> (weights, losses)."""
+    def tuned_step(self, grad: str, x: Any, y: Any, problem: Problem) -> Step:
+        """One tuned iteration on the 4-vector of weights: :mod:`backends.tuned`'s manual step, or
+        ``torch.func.grad_and_value`` of its Horner loss followed by the update."""
         torch = self.torch
-        step = 2.0 * problem.lr
 
         def one_step(w):
             if grad == "manual":
-                return tuned.manual_step(w, x, y, step, torch.stack)
+                return tuned.manual_step(w, x, y, 2.0 * problem.lr, torch.stack)
             gradient, loss = torch.func.grad_and_value(tuned.loss_of)(w, x, y)
             return w - problem.lr * gradient, loss
+
+        return one_step
+
+    def _while_loop(self, x, y, problem: Problem, grad: str):
+        """The whole fit as a ``torch.while_loop``: (weights, losses) -> (weights, losses)."""
+        torch = self.torch
+        one_step = self.tuned_step(grad, x, y, problem)
 
         def whole_fit(w, losses):
             def body(t, w, losses):
@@ -321,19 +334,26 @@ class StaticFit:
     tensor. It runs eagerly too, which is how the CPU tests check its arithmetic.
     """
 
-    def __init__(self, torch: Any, step: Step, initial: Any, problem: Problem) -> None:
+    def __init__(self, torch: Any, step: Step, initial: Any, problem: Problem, vector: bool = False) -> None:
         self.torch, self.step, self.initial, self.problem = torch, step, initial, problem
+        self.vector = vector  # the step takes the weights as one 4-vector (the tuned steps), not four scalars
         self.outputs = torch.empty(5 + len(problem.logged_iterations), dtype=initial.dtype, device=initial.device)
+
+    def start(self) -> Weights:
+        """A fresh copy of the initial weights, in the form ``step`` takes."""
+        weights = self.initial.clone()
+        return weights if self.vector else tuple(weights)
 
     def __call__(self) -> None:
         torch = self.torch
         with torch.no_grad():
-            weights, loss, logged_losses = python_loop(self.step, tuple(self.initial.clone()), self.problem)
+            weights, loss, logged_losses = python_loop(self.step, self.start(), self.problem)
             self.outputs.copy_(stacked(torch, weights, loss, logged_losses))
 
     def warm_up(self, iterations: int = 3) -> None:
-        """A few steps, untimed and uncaptured: they initialise what capture must not (handles, allocator)."""
-        weights = tuple(self.initial.clone())
+        """A few steps, untimed and uncaptured: they initialise what capture must not (handles, allocator) and,
+        for a compiled step, compile it."""
+        weights = self.start()
         with self.torch.no_grad():
             for _ in range(iterations):
                 weights, _loss = self.step(weights)

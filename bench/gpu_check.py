@@ -3,11 +3,11 @@
 In one go, in a few minutes (meant for a lent GPU machine: ``PYTHONPATH=. python3 -m bench.gpu_check``, no
 install step, no network):
 
-1. the GPU tests (``pytest -k gpu tests``) with ``ARRAYBENCH_REQUIRE_GPU=1``, so a GPU case that would be
+1. the GPU tests (``pytest -k 'gpu and not cpu' tests``) with ``ARRAYBENCH_REQUIRE_GPU=1``, so a GPU case that would be
    skipped fails instead;
 2. a sweep of every GPU variant (PyTorch, JAX, CuPy; float32 and float64; n = 10^3 to 10^7, preset
-   ``gpu-check``) and a sweep of the CPU variants to compare with (NumPy, Numba, and PyTorch and JAX eager
-   and whole-loop; ``torch.compile`` on the CPU is left out to keep within the time);
+   ``gpu-check``) and a sweep of the CPU variants to compare with (each framework's tuned eager and
+   whole-loop variants, Numba's parallel one too: NumPy, Numba, PyTorch, JAX);
 3. the full report of both together (speed tables, scaling fits, the GPU-vs-CPU crossovers), the GPU's own
    time (CUDA events) beside the host's, and the fastest variant of each device at each point against the
    GPU's read floor (:func:`gpu_read_us`).
@@ -39,9 +39,11 @@ from bench.report import print_sections, report_sections, significant, speedup_t
 
 GPU_BACKENDS = "torch,jax,cupy"
 CPU_BACKENDS = "numpy,torch,jax,numba"
-CPU_MODES = "eager,jit-loop"
-"""On the CPU: the tutorial loop and the whole-loop compiled variants (torch.compile is left out: its
-per-size compilation on the CPU alone would take minutes)."""
+CPU_MODES = "eager,jit-loop,jit-loop-parallel"
+CPU_FORMULATIONS = "tuned"
+"""On the CPU, what each framework does best: the tuned eager and whole-loop compiled variants. The
+tutorial's forms are ``make bench``'s business; here the NumPy tutorial loop alone took 100 s at 10^6 and
+10^7 on a lent H200 machine's CPU, and torch.compile per step and size would take minutes more."""
 PRESET = "gpu-check"
 
 
@@ -51,6 +53,7 @@ def sweeps(folder: Path, sizes: str | None) -> dict[str, list[str]]:
     return {
         "gpu": [*common, "--backends", GPU_BACKENDS, "--devices", "gpu", "--out", str(folder / "gpu")],
         "cpu": [*common, "--backends", CPU_BACKENDS, "--devices", "cpu", "--modes", CPU_MODES,
+                "--formulations", CPU_FORMULATIONS,
                 "--out", str(folder / "cpu")],
     }  # fmt: skip
 
@@ -90,17 +93,20 @@ def print_device_times(summary: pd.DataFrame, console: Console) -> None:
 
 
 GPU_READ_BURST = 20
-"""Reductions timed back to back between two CUDA events, so that one launch's latency is not counted alone."""
+"""Reductions captured back to back in one CUDA graph, whose replay is timed."""
 
 
 def gpu_read_us(points: list[tuple[str, int]], rounds: int = 7) -> dict[tuple[str, int], float]:
     """(dtype, n) -> microseconds the GPU takes to read x and y once: one ``torch.sum`` over 2 n elements of
-    that dtype, in a burst of :data:`GPU_READ_BURST` timed with CUDA events, median of ``rounds`` bursts.
+    that dtype, :data:`GPU_READ_BURST` of them captured in a CUDA graph and replayed between two CUDA events,
+    median of ``rounds`` replays.
 
-    The GPU's floor for one iteration of the fit, as the CPU's is read x and y once (bench/roofline.py): the
-    arithmetic (16 operations per element) is far below the GPU's rate, so reading is the bound. At small n
-    it is one kernel's time, launch included, against data in the L2 cache, as the fit's own iterations see it.
-    Empty without PyTorch on CUDA."""
+    The GPU's floor for one iteration of the fit, as the CPU's is to read x and y once (bench/roofline.py):
+    the arithmetic (16 operations per element) is far below the GPU's rate, so reading is the bound. The
+    graph takes the host's launch cost away, as the fastest GPU variants do; at small n what is left is one
+    kernel's time on the GPU against data in its L2 cache, as the fit's own iterations see it. (Launched one
+    by one from Python, the reductions measured 8-10 us each at n <= 10^6 on an H200: the host's cost, not
+    the GPU's.) Empty without PyTorch on CUDA."""
     try:
         import torch
     except ImportError:
@@ -111,17 +117,22 @@ def gpu_read_us(points: list[tuple[str, int]], rounds: int = 7) -> dict[tuple[st
     for dtype, n in points:
         data = torch.rand(2 * n, dtype=getattr(torch, dtype), device="cuda")
         data.sum()  # warm-up: the reduction kernel loaded, the data in place
-        bursts = []
+        torch.cuda.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for _ in range(GPU_READ_BURST):
+                data.sum()
+        graph.replay()
+        replays = []
         for _ in range(rounds):
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
-            for _ in range(GPU_READ_BURST):
-                data.sum()
+            graph.replay()
             end.record()
             end.synchronize()
-            bursts.append(start.elapsed_time(end) * 1e3 / GPU_READ_BURST)
-        floors[(dtype, n)] = statistics.median(bursts)
-        del data
+            replays.append(start.elapsed_time(end) * 1e3 / GPU_READ_BURST)
+        floors[(dtype, n)] = statistics.median(replays)
+        del graph, data
     return floors
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from backends import BackendUnavailable, backend_class, load_backend
-from backends.contract import DEVICES, DTYPES, MODES, Backend, FitResult, Problem, Variant
+from backends.contract import DEVICES, DTYPES, FORMULATIONS, MODES, Backend, FitResult, Problem, Variant
 from backends.numpy_backend import NumpyBackend
 from backends.reference import loss_relative_error, reference_fit, relative_error
 from bench import gpu_check, memory, results
@@ -104,21 +104,25 @@ def test_cuda_graph_variant_is_unavailable_on_the_cpu(grad: str) -> None:
     assert reason is not None and "CUDA graphs need a GPU" in reason
 
 
-def static_fit_on_the_cpu(grad: str, problem: Problem):
-    """The work that PyTorch's ``jit-loop`` captures on a GPU, built on the CPU."""
+def static_fit_on_the_cpu(grad: str, problem: Problem, formulation: str = "tutorial"):
+    """The work that PyTorch's ``jit-loop`` captures on a GPU, built on the CPU (the tuned step uncompiled)."""
     from backends.torch_backend import StaticFit
 
     torch_backend = runnable("torch", Variant(grad, "eager"), "cpu")
     x, y, initial = torch_backend.tensors(problem, "cpu")
+    if formulation == "tuned":
+        step = torch_backend.tuned_step(grad, x, y, problem)
+        return StaticFit(torch_backend.torch, step, initial, problem, vector=True)
     return StaticFit(torch_backend.torch, torch_backend.functional_step(grad, x, y, problem.lr), initial, problem)
 
 
+@pytest.mark.parametrize("formulation", FORMULATIONS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("grad", ["manual", "autodiff"])
-def test_cuda_graph_body_runs_eagerly_on_the_cpu(grad: str, dtype: str) -> None:
+def test_cuda_graph_body_runs_eagerly_on_the_cpu(grad: str, dtype: str, formulation: str) -> None:
     """What the graph captures (the whole fit into one preallocated tensor), run without capture."""
     problem = Problem(dtype=dtype, **SMALL)
-    static_fit = static_fit_on_the_cpu(grad, problem)
+    static_fit = static_fit_on_the_cpu(grad, problem, formulation)
     outputs = static_fit.outputs
     for _ in range(2):
         static_fit()

@@ -100,3 +100,20 @@ def test_variant_names_in_tables() -> None:
          "formulation": ["tutorial", "tuned"]}
     )  # fmt: skip
     assert list(variant_names(frame)) == ["torch manual/jit-step", "torch manual/jit-loop tuned"]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(
+    "variant", [Variant(grad, mode, "tuned") for grad, mode in [("manual", "jit-step"), ("manual", "jit-loop"),
+                                                                ("autodiff", "jit-step")]], ids=str,
+)  # fmt: skip
+def test_jax_gpu_forms_agree_with_reference_on_the_cpu(monkeypatch, variant: Variant, dtype: str) -> None:
+    """JAX's tuned steps take another form on a GPU (no powers of x read from memory); run here, the GPU's
+    code path on the CPU device, so that CI checks its arithmetic."""
+    backend = backend_or_skip("jax")
+    monkeypatch.setattr(backend, "_device", lambda device: backend.jax.devices("cpu")[0])
+    problem = Problem(n=5000, iterations=30, dtype=dtype, log_interval=10)
+    result = backend.prepare(problem, variant, "gpu")()
+    reference = reference_fit(problem)
+    assert relative_error(result, reference) <= TOLERANCE[dtype]
+    assert loss_relative_error(result, reference) <= TOLERANCE[dtype]
