@@ -7,8 +7,11 @@ one thread and for all the run's threads:
   (256 MiB): a dot product of two arrays, each half the working set (the fit reads x and y, two arrays). With
   several threads, each pass over the data is one parallel region, as an iteration of a parallel fit is, so
   the figure includes what starting that region costs (which is why one thread wins on small working sets).
-- **arithmetic rate** per dtype: 16 chained multiply-adds per element over an L1-resident array,
-  vectorised across elements; a throughput, with the threads' work in one parallel region.
+- **arithmetic rate** per dtype: a 1024 x 1024 matrix product through NumPy's BLAS (``numpy.matmul``, its
+  threads limited by threadpoolctl), the standard measure of a machine's peak: BLAS uses the widest vector
+  units there are (here AVX-512, where the LLVM code of Numba, XLA and inductor defaults to 256-bit vectors
+  and a 16-deep multiply-add chain measured about half this rate). Counted as BLAS counts, 2 flops per
+  multiply-add.
 
 Results are cached for a day per machine and software fingerprint (``~/.cache/arraybench``, or
 ``$ARRAYBENCH_CACHE``), so consecutive runs do not pay for it again; ``bench run --no-probe`` skips it.
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-PROBE_VERSION = 1
+PROBE_VERSION = 2
 """Bumped whenever the kernels or the ladder change, so cached figures of older probes are not reused."""
 
 LADDER = tuple(16 * 1024 * 4**k for k in range(8))
@@ -34,8 +37,9 @@ LADDER = tuple(16 * 1024 * 4**k for k in range(8))
 last-level caches, and beyond the largest working set of the full preset (160 MB at n = 10^7 in float64);
 a larger one would cost more to allocate (first touch) than all the measurements."""
 
-CHAIN = 16
-"""Fused multiply-adds per element in the arithmetic kernel (2 flops each)."""
+MATRIX = 1024
+"""Side of the square matrices of the arithmetic probe: 2 x 1024^3 flops (about 30 ms on one core), well
+inside BLAS's blocked, peak-rate regime."""
 
 CACHE_SECONDS = 24 * 3600
 TIMEOUT_S = 120.0
@@ -58,17 +62,22 @@ def _timed(run, passes: int) -> float:
     return time.perf_counter() - start
 
 
-def measure(
-    threads: int, sizes: tuple[int, ...] = LADDER, target_s: float = 0.01, rounds: int = 3, arith_bytes: int = 8192
-) -> dict:
+def _best_product_s(left: np.ndarray, right: np.ndarray, product: np.ndarray, rounds: int) -> float:
+    """The best of ``rounds`` timed matrix products, after an untimed one (BLAS's threads and buffers)."""
+    np.matmul(left, right, out=product)
+    return min(_timed(lambda _: np.matmul(left, right, out=product), 1) for _ in range(rounds))
+
+
+def measure(threads: int, sizes: tuple[int, ...] = LADDER, target_s: float = 0.01, rounds: int = 3) -> dict:
     """Read bandwidth at each working-set size and the arithmetic rate per dtype, for 1 and ``threads`` threads;
-    each figure is the best of ``rounds`` timings of about ``target_s`` seconds.
+    each figure is the best of ``rounds`` timings (of about ``target_s`` seconds for the reads).
 
     Runs in this process; :func:`probe` runs it in a worker-like child process.
     """
     import numba
+    from threadpoolctl import threadpool_limits
 
-    from bench.probe_kernels import arithmetic, read, read_parallel
+    from bench.probe_kernels import read, read_parallel
 
     started = time.perf_counter()
     counts = sorted({1, min(threads, numba.config.NUMBA_NUM_THREADS)})
@@ -87,22 +96,13 @@ def measure(
             passes = _passes_for(run, target_s)
             best = min(_timed(run, passes) for _ in range(rounds))
             read_rows.append({"threads": count, "bytes": size, "gb_per_s": size * passes / best / 1e9})
+    rng = np.random.default_rng(0)
     for dtype in ("float64", "float32"):
-        coefficients = np.linspace(-1.0, 1.0, CHAIN + 1, dtype=dtype)
-        elements = arith_bytes // np.dtype(dtype).itemsize
-        passes = 0
+        left, right = (rng.random((MATRIX, MATRIX)).astype(dtype) for _ in range(2))
+        product = np.empty_like(left)
         for count in counts:
-            # Each thread runs the same passes over its own L1-resident slice: one parallel region in all.
-            numba.set_num_threads(count)
-            data = np.linspace(0.5, 1.0, elements * count, dtype=dtype)
-
-            def run(p, data=data, coefficients=coefficients, count=count):
-                return arithmetic(data, coefficients, p, count)
-
-            passes = passes or _passes_for(run, target_s)
-            run(1)
-            best = min(_timed(run, passes) for _ in range(rounds))
-            rate = 2 * CHAIN * elements * count * passes / best
+            with threadpool_limits(count):
+                rate = 2 * MATRIX**3 / _best_product_s(left, right, product, rounds)
             arithmetic_rows.append({"threads": count, "dtype": dtype, "gflop_per_s": rate / 1e9})
     return {
         "version": PROBE_VERSION,

@@ -2,25 +2,31 @@
 
 One iteration must at least read x and y once (``2 n itemsize`` bytes) and do the fused kernel's arithmetic
 on every element. Counting the operations of the fused pass (Horner's form, residual, loss and the four
-gradient sums accumulated in the same loop, as in ``backends/numba_backend.py``), per element:
+gradient sums accumulated in the same loop, as in ``backends/numba_kernels.py``), per element, a fused
+multiply-add counting as one operation (it takes one issue slot, as an add or a multiply does):
 
-====================================  =====
-Horner ``((d x + c) x + b) x + a``        6  (3 multiplies, 3 adds)
+====================================  ====================================
+Horner ``((d x + c) x + b) x + a``        3  (multiply-adds)
 residual ``r = p - y``                    1
-loss ``+= r * r``                         2
+loss ``+= r * r``                         1  (multiply-add)
 ``grad_a += r``                           1
 ``grad_b += r x`` (``rx = r * x``)        2
 ``grad_c += rx x`` (``rx2 = rx * x``)     2
-``grad_d += rx2 x``                       2
-====================================  =====
+``grad_d += rx2 x``                       1  (multiply-add)
+====================================  ====================================
 
-16 floating-point operations per element (a fused multiply-add counts as two); the factor 2 of the gradient
-and the learning rate are applied once to the four sums, not per element.
+11 operations per element, 5 of them multiply-adds (16 flops as flops are usually counted); the factor 2 of
+the gradient and the learning rate are applied once to the four sums, not per element. No rearrangement
+found needs fewer: each of the five sums costs at least one operation, the residual four.
 
-``floor_us = max(bytes / bandwidth(working set), flops / arithmetic rate)``, taking the bandwidth measured by
-the machine probe (:mod:`bench.probe`) at that working-set size, and the better of the probe's thread counts
-that the configuration may use. It is a bound, not a prediction: no variant can beat it by more than the
-probe's own noise, and ``x_floor = us_per_iter / floor_us`` says how far a variant is from it.
+The machine's operation rate is half its flop rate as BLAS counts it (a matrix product is all multiply-adds,
+two flops each), and the probe measures that rate with a matrix product (:mod:`bench.probe`): the peak of
+the widest vector units.
+
+``floor_us = max(bytes / bandwidth(working set), operations / operation rate)``, taking the bandwidth
+measured by the machine probe at that working-set size, and the better of the probe's thread counts that the
+configuration may use. It is a bound, not a prediction: no variant can beat it by more than the probe's own
+noise, and ``x_floor = us_per_iter / floor_us`` says how far a variant is from it.
 """
 
 from __future__ import annotations
@@ -29,8 +35,12 @@ import itertools
 import math
 from collections.abc import Iterable, Mapping
 
-FLOPS_PER_ELEMENT = 16
-"""Floating-point operations per element of one iteration of the fused kernel (table above)."""
+OPERATIONS_PER_ELEMENT = 11
+"""Floating-point operations per element of one iteration of the fused kernel, a multiply-add counting as one
+(table above)."""
+
+FLOPS_PER_OPERATION = 2
+"""Flops per operation at the probe's rate: a matrix product's operations are all multiply-adds."""
 
 READS_PER_ELEMENT = 2
 """Arrays read once per iteration: x and y."""
@@ -59,7 +69,7 @@ def bandwidth_at(working_set: float, points: Iterable[tuple[float, float]]) -> f
 def floor_us(n: int, itemsize: int, bandwidth_gb_per_s: float, gflop_per_s: float) -> float:
     """The larger of the memory time and the arithmetic time of one iteration, in microseconds."""
     memory_s = bytes_per_iteration(n, itemsize) / (bandwidth_gb_per_s * 1e9)
-    arithmetic_s = FLOPS_PER_ELEMENT * n / (gflop_per_s * 1e9)
+    arithmetic_s = OPERATIONS_PER_ELEMENT * n / (gflop_per_s * 1e9 / FLOPS_PER_OPERATION)
     return max(memory_s, arithmetic_s) * 1e6
 
 

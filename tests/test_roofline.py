@@ -27,11 +27,12 @@ PROBE = {
 
 
 def test_floor_is_the_larger_of_memory_and_arithmetic_time() -> None:
-    # n = 1000 float64: 16,000 bytes and 16,000 flops.
+    # n = 1000 float64: 16,000 bytes and 11,000 operations; 4 GFLOP/s as BLAS counts is 2e9 operations/s.
     assert roofline.bytes_per_iteration(1000, 8) == 16_000
     assert roofline.floor_us(1000, 8, bandwidth_gb_per_s=16.0, gflop_per_s=1e9) == pytest.approx(1.0)  # memory
-    assert roofline.floor_us(1000, 8, bandwidth_gb_per_s=1e9, gflop_per_s=4.0) == pytest.approx(4.0)  # arithmetic
-    assert roofline.floor_us(1000, 8, bandwidth_gb_per_s=8.0, gflop_per_s=4.0) == pytest.approx(4.0)
+    assert roofline.floor_us(1000, 8, bandwidth_gb_per_s=1e9, gflop_per_s=4.0) == pytest.approx(5.5)  # arithmetic
+    assert roofline.floor_us(1000, 8, bandwidth_gb_per_s=4.0, gflop_per_s=4.0) == pytest.approx(5.5)
+    assert roofline.floor_us(1000, 8, bandwidth_gb_per_s=2.0, gflop_per_s=4.0) == pytest.approx(8.0)
 
 
 def test_achieved_bandwidth() -> None:
@@ -49,19 +50,19 @@ def test_bandwidth_is_interpolated_in_log_size_and_held_beyond_the_ends() -> Non
 
 
 def test_machine_floor_takes_the_best_thread_count_allowed() -> None:
-    # n = 1024 float64: 16,384 bytes (the first probe point), 16,384 flops.
-    # 1 thread: max(16384 / 100e9, 16384 / 16e9) s = 1.024 us; 2 threads: max(1.6384, 0.512) us.
-    assert roofline.machine_floor_us(PROBE, 1024, "float64", 8, threads=2) == pytest.approx(1.024)
-    # n = 65536 float64: 1 MiB. 1 thread: max(26.2, 65.5) us; 2 threads: max(13.1, 32.8) us.
-    assert roofline.machine_floor_us(PROBE, 65_536, "float64", 8, threads=2) == pytest.approx(32.768)
-    assert roofline.machine_floor_us(PROBE, 65_536, "float64", 8, threads=1) == pytest.approx(65.536)
+    # n = 1024 float64: 16,384 bytes (the first probe point), 11,264 operations; 16 GFLOP/s = 8e9 operations/s.
+    # 1 thread: max(16384 / 100e9, 11264 / 8e9) s = 1.408 us; 2 threads: max(1.6384, 0.704) us.
+    assert roofline.machine_floor_us(PROBE, 1024, "float64", 8, threads=2) == pytest.approx(1.408)
+    # n = 65536 float64: 1 MiB, 720,896 operations. 1 thread: max(26.2, 90.1) us; 2 threads: max(13.1, 45.1) us.
+    assert roofline.machine_floor_us(PROBE, 65_536, "float64", 8, threads=2) == pytest.approx(45.056)
+    assert roofline.machine_floor_us(PROBE, 65_536, "float64", 8, threads=1) == pytest.approx(90.112)
     assert math.isnan(roofline.machine_floor_us(None, 1024, "float64", 8, threads=2))
     assert math.isnan(roofline.machine_floor_us({"error": "no numba"}, 1024, "float64", 8, threads=2))
 
 
 def test_probe_figures_are_positive_and_plausible() -> None:
     pytest.importorskip("numba")
-    figures = probe.measure(threads=2, sizes=(16 * 1024, 1 << 20), target_s=0.002, rounds=1, arith_bytes=4096)
+    figures = probe.measure(threads=2, sizes=(16 * 1024, 1 << 20), target_s=0.002, rounds=1)
     assert {row["bytes"] for row in figures["read"]} == {16 * 1024, 1 << 20}
     for row in figures["read"]:
         # One thread: from a busy shared core to any cache there is. Several threads on a tiny working set
