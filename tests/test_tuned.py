@@ -8,6 +8,8 @@ all), where a skip would hide a broken setup, so it fails instead.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -117,3 +119,18 @@ def test_jax_gpu_forms_agree_with_reference_on_the_cpu(monkeypatch, variant: Var
     reference = reference_fit(problem)
     assert relative_error(result, reference) <= TOLERANCE[dtype]
     assert loss_relative_error(result, reference) <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "-prefer-256-bit"), ("+avx2", "+avx2")])
+def test_numba_asks_for_the_widest_vectors_unless_told_otherwise(preset: str | None, expected: str) -> None:
+    """In a fresh process (as a worker is): the host's features with LLVM's 256-bit preference off, or the
+    user's own NUMBA_CPU_FEATURES untouched."""
+    backend_or_skip("numba")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CPU_FEATURES"}
+    if preset:
+        env["NUMBA_CPU_FEATURES"] = preset
+    code = (
+        "import os; from backends.numba_backend import NumbaBackend as B; B(); print(os.environ['NUMBA_CPU_FEATURES'])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip().endswith(expected)
