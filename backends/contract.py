@@ -21,7 +21,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -137,6 +137,24 @@ Fit = Callable[[], FitResult]
 DeviceTimer = Callable[[], Callable[[], float]]
 """A device's own clock (CUDA events): calling it records a start mark on the device and returns ``stop``;
 ``stop()`` records the end mark, waits for it and returns the device seconds between the two marks."""
+
+
+def cuda_event_timer(new_event: Callable[[], Any], elapsed_ms: Callable[[Any, Any], float]) -> DeviceTimer:
+    """A :data:`DeviceTimer` from a framework's CUDA events: ``new_event()`` makes a timing event (with
+    ``record()`` and ``synchronize()``), ``elapsed_ms(begin, end)`` reads the milliseconds between two."""
+
+    def start() -> Callable[[], float]:
+        begin, end = new_event(), new_event()
+        begin.record()
+
+        def stop() -> float:
+            end.record()
+            end.synchronize()
+            return elapsed_ms(begin, end) / 1e3
+
+        return stop
+
+    return start
 
 
 class BackendUnavailable(RuntimeError):

@@ -11,9 +11,17 @@ backend says why it cannot run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from backends.contract import Backend, BackendUnavailable, DeviceTimer, Fit, FitResult, Problem, Variant, unstack_result
+from backends.contract import (
+    Backend,
+    BackendUnavailable,
+    DeviceTimer,
+    Fit,
+    FitResult,
+    Problem,
+    Variant,
+    cuda_event_timer,
+    unstack_result,
+)
 from backends.tutorial import Weights, manual_step, python_loop
 
 
@@ -72,19 +80,7 @@ class CupyBackend(Backend):
         if device not in self.devices():
             return None
         cuda = self.cupy.cuda
-
-        def start() -> Callable[[], float]:
-            begin, end = cuda.Event(), cuda.Event()
-            begin.record()
-
-            def stop() -> float:
-                end.record()
-                end.synchronize()
-                return cuda.get_elapsed_time(begin, end) / 1e3
-
-            return stop
-
-        return start
+        return cuda_event_timer(cuda.Event, cuda.get_elapsed_time)
 
     def prepare(self, problem: Problem, variant: Variant, device: str) -> Fit:
         cupy = self.cupy

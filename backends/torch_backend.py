@@ -57,6 +57,7 @@ from backends.contract import (
     FitResult,
     Problem,
     Variant,
+    cuda_event_timer,
     unstack_result,
 )
 from backends.tutorial import Weights, descend, loss_of, manual_step, python_loop
@@ -128,20 +129,8 @@ class TorchBackend(Backend):
         """CUDA events on the current stream, around each timed fit on the GPU."""
         if device not in self.devices() or device != "gpu":
             return None
-        torch = self.torch
-
-        def start() -> Callable[[], float]:
-            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            begin.record()
-
-            def stop() -> float:
-                end.record()
-                end.synchronize()
-                return begin.elapsed_time(end) / 1e3
-
-            return stop
-
-        return start
+        event = self.torch.cuda.Event
+        return cuda_event_timer(lambda: event(enable_timing=True), lambda begin, end: begin.elapsed_time(end))
 
     def prepare(self, problem: Problem, variant: Variant, device: str) -> Fit:
         torch = self.torch

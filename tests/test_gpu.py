@@ -379,3 +379,26 @@ def test_gpu_read_floor_is_positive_with_cuda_and_empty_without() -> None:
             assert gpu_check.gpu_read_us([("float32", 1000)])[("float32", 1000)] > 0
             return
     assert gpu_check.gpu_read_us([("float32", 1000)]) == {}
+
+
+def test_cuda_event_timer_records_around_the_fit_and_reads_seconds() -> None:
+    """The shared CUDA-event clock of PyTorch and CuPy, with stand-in events (no GPU needed)."""
+    from backends.contract import cuda_event_timer
+
+    calls = []
+
+    class Event:
+        def __init__(self) -> None:
+            self.name = f"event{calls.count('new')}"
+            calls.append("new")
+
+        def record(self) -> None:
+            calls.append(f"record {self.name}")
+
+        def synchronize(self) -> None:
+            calls.append(f"synchronize {self.name}")
+
+    stop = cuda_event_timer(Event, lambda begin, end: 250.0)()
+    assert calls == ["new", "new", "record event0"]
+    assert stop() == 0.25
+    assert calls[3:] == ["record event1", "synchronize event1"]
