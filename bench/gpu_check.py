@@ -87,7 +87,7 @@ def print_device_times(summary: pd.DataFrame, console: Console) -> None:
     for row in rows.itertuples():
         table.add_row(
             f"{row.backend} {row.grad}/{row.mode}", row.dtype, f"{row.n:,}",
-            f"{row.median_s / row.iterations * 1e6:,.1f}", f"{row.gpu_median_s / row.iterations * 1e6:,.1f}",
+            f"{row.us_per_iter:,.1f}", f"{row.us_per_iter * row.gpu_median_s / row.median_s:,.1f}",
         )  # fmt: skip
     console.print(table)
 

@@ -402,3 +402,19 @@ def test_cuda_event_timer_records_around_the_fit_and_reads_seconds() -> None:
     assert calls == ["new", "new", "record event0"]
     assert stop() == 0.25
     assert calls[3:] == ["record event1", "synchronize event1"]
+
+
+def test_device_times_use_the_iterations_that_ran() -> None:
+    """A loop shortened by the per-fit budget: both clocks per iteration over the 50 iterations timed."""
+    from rich.console import Console
+
+    summary = pd.DataFrame([{
+        "status": "ok", "backend": "torch", "grad": "manual", "mode": "eager", "dtype": "float32", "n": 1000,
+        "iterations": 100, "iterations_timed": 50, "median_s": 1e-3, "us_per_iter": 20.0, "gpu_median_s": 5e-4,
+    }])  # fmt: skip
+    console = Console(record=True, width=200)
+    gpu_check.print_device_times(summary, console)
+    row = next(line for line in console.export_text().splitlines() if "torch manual/eager" in line)
+    assert [cell.strip() for cell in row.split("│") if cell.strip()] == [
+        "torch manual/eager", "float32", "1,000", "20.0", "10.0",
+    ]  # fmt: skip
