@@ -29,7 +29,7 @@ from bench.environment import PROJECT_ROOT, fingerprint, host_name
 from bench.probe import probe
 from bench.progress import SweepProgress
 from bench.report import FORMATS, command_report, load_run
-from bench.runner import Sweeper, done_keys, plan
+from bench.runner import Sweeper, cpu_working_sets, done_keys, plan
 
 RESULTS_DIR = PROJECT_ROOT / "results"
 
@@ -268,7 +268,7 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
         environment = {"run_id": run_id, **fingerprint(sweep.threads)}
         if not args.no_probe:
             console.print("arraybench: probing the machine's bandwidth and arithmetic rate", highlight=False)
-            environment["probe"] = probe(sweep.threads, environment)
+            environment["probe"] = probe(sweep.threads, environment, cpu_working_sets(configs))
         folder.mkdir(parents=True)
         (folder / "environment.json").write_text(json.dumps(environment, indent=1))
         (folder / "sweep.json").write_text(json.dumps(asdict(sweep), indent=1))

@@ -4,9 +4,13 @@ Measured with Numba kernels, in a child process started like a worker (same thre
 one thread and for all the run's threads:
 
 - **read bandwidth** at working sets from cache-resident (16 KiB) to well beyond the last-level cache
-  (256 MiB): a dot product of two arrays, each half the working set (the fit reads x and y, two arrays). With
-  several threads, each pass over the data is one parallel region, as an iteration of a parallel fit is, so
-  the figure includes what starting that region costs (which is why one thread wins on small working sets).
+  (256 MiB), and at the exact working set of each of the run's CPU configurations (``2 n itemsize``): a dot
+  product of two arrays, each half the working set (the fit reads x and y, two arrays). With several threads,
+  each pass over the data is one parallel region, as an iteration of a parallel fit is, so the figure includes
+  what starting that region costs (which is why one thread wins on small working sets). The run's own working
+  sets are measured because bandwidth falls off a cliff where a working set outgrows a cache: interpolating
+  across it overstates the bandwidth (measured on a 2-core VM: 33-38 GB/s interpolated between 64 MiB and
+  256 MiB for 160 MB, where a dot product over 160 MB sustains 23-25 GB/s).
 - **arithmetic rate** per dtype: a 1024 x 1024 matrix product through NumPy's BLAS (``numpy.matmul``, its
   threads limited by threadpoolctl), the standard measure of a machine's peak: BLAS uses the widest vector
   units there are (here AVX-512, where the LLVM code of Numba, XLA and inductor defaults to 256-bit vectors
@@ -25,11 +29,12 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-PROBE_VERSION = 2
+PROBE_VERSION = 3
 """Bumped whenever the kernels or the ladder change, so cached figures of older probes are not reused."""
 
 LADDER = tuple(16 * 1024 * 4**k for k in range(8))
@@ -66,6 +71,11 @@ def _best_product_s(left: np.ndarray, right: np.ndarray, product: np.ndarray, ro
     """The best of ``rounds`` timed matrix products, after an untimed one (BLAS's threads and buffers)."""
     np.matmul(left, right, out=product)
     return min(_timed(lambda _: np.matmul(left, right, out=product), 1) for _ in range(rounds))
+
+
+def sizes_to_measure(working_sets: Iterable[int]) -> tuple[int, ...]:
+    """The ladder and the run's own working sets up to the ladder's top (beyond it, the top's bandwidth holds)."""
+    return tuple(sorted({*LADDER, *(size for size in working_sets if 0 < size <= max(LADDER))}))
 
 
 def measure(threads: int, sizes: tuple[int, ...] = LADDER, target_s: float = 0.01, rounds: int = 3) -> dict:
@@ -112,12 +122,13 @@ def measure(threads: int, sizes: tuple[int, ...] = LADDER, target_s: float = 0.0
     }
 
 
-def cache_key(facts: dict, threads: int) -> str:
-    """A hash of what can change the probe's figures: the machine, its software, the threads, the probe."""
+def cache_key(facts: dict, threads: int, sizes: tuple[int, ...] = LADDER) -> str:
+    """A hash of what can change the probe's figures: the machine, its software, the threads, the probe and the
+    working sets it measures."""
     wanted = ("host", "cpu_model", "logical_cores", "usable_cores", "memory_gib", "os", "python")
     subset = {k: facts.get(k) for k in wanted}
     subset["packages"] = {k: facts.get("packages", {}).get(k) for k in ("numpy", "numba")}
-    subset.update(threads=threads, version=PROBE_VERSION)
+    subset.update(threads=threads, version=PROBE_VERSION, sizes=list(sizes))
     return hashlib.sha256(json.dumps(subset, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -125,10 +136,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ARRAYBENCH_CACHE", Path.home() / ".cache" / "arraybench"))
 
 
-def probe(threads: int, facts: dict, use_cache: bool = True) -> dict:
-    """The probe's figures for this machine: from the day-old cache if there is one, else measured now in a
-    child process. Never raises: a probe that cannot run returns ``{"error": reason}``."""
-    path = cache_dir() / f"probe-{cache_key(facts, threads)}.json"
+def probe(threads: int, facts: dict, working_sets: Iterable[int] = (), use_cache: bool = True) -> dict:
+    """The probe's figures for this machine, at the ladder's and the run's ``working_sets`` (bytes): from the
+    day-old cache if there is one, else measured now in a child process. Never raises: a probe that cannot run
+    returns ``{"error": reason}``."""
+    sizes = sizes_to_measure(working_sets)
+    path = cache_dir() / f"probe-{cache_key(facts, threads, sizes)}.json"
     if use_cache and path.is_file():
         try:
             cached = json.loads(path.read_text())
@@ -140,7 +153,7 @@ def probe(threads: int, facts: dict, use_cache: bool = True) -> dict:
 
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "bench.probe", str(threads)],
+            [sys.executable, "-m", "bench.probe", str(threads), *map(str, sizes)],
             capture_output=True, text=True, env=worker_environment(threads), timeout=TIMEOUT_S,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
@@ -160,14 +173,14 @@ def probe(threads: int, facts: dict, use_cache: bool = True) -> dict:
 def main() -> None:
     from bench.worker import pin_threads
 
-    threads = int(sys.argv[1])
+    threads, *sizes = map(int, sys.argv[1:])
     pin_threads(threads)
     try:
         import numba  # noqa: F401
     except ImportError as error:
         print(f"numba is not installed ({error})", file=sys.stderr)
         raise SystemExit(3) from error
-    print(json.dumps(measure(threads)))
+    print(json.dumps(measure(threads, tuple(sizes) or LADDER)))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from itertools import groupby
 from pathlib import Path
@@ -206,6 +206,15 @@ def reference_check(config: Configuration, result: FitResult, reference: FitResu
         f"disagrees with the exact reference: weights {rel_err:.2e}, losses {loss_err:.2e} (tolerance {tolerance:g})"
     )
     return "mismatch", reason, rel_err, loss_err
+
+
+def cpu_working_sets(configs: Iterable[Configuration]) -> set[int]:
+    """The bytes one iteration reads (x and y) for each CPU configuration: where the probe measures bandwidth."""
+    return {
+        roofline.bytes_per_iteration(config.n, np.dtype(config.dtype).itemsize)
+        for config in configs
+        if config.device == "cpu"
+    }
 
 
 def roofline_columns(config: Configuration, us_per_iter: float, probe: dict | None) -> dict[str, float]:

@@ -9,6 +9,8 @@ import time
 import pytest
 
 from bench import probe, roofline
+from bench.config import Configuration
+from bench.runner import cpu_working_sets
 
 PROBE = {
     "read": [
@@ -89,6 +91,32 @@ def test_probe_reuses_a_fresh_cache_and_ignores_a_stale_one(tmp_path, monkeypatc
     fresh = probe.probe(2, facts)
     assert calls and fresh["cached"] is False and fresh["read"] == PROBE["read"]
     assert probe.cache_key(facts, 2) != probe.cache_key(facts, 1)
+
+
+def test_probe_measures_the_runs_own_working_sets_up_to_the_ladders_top(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ARRAYBENCH_CACHE", str(tmp_path))
+    commands = []
+    monkeypatch.setattr(probe.subprocess, "run", lambda command, **_: commands.append(command) or _Done())
+    probe.probe(2, {"host": "h"}, working_sets={8_000, 160_000_000, 10**10})
+    measured = {int(size) for size in commands[0][commands[0].index("bench.probe") + 2 :]}
+    assert measured == {*probe.LADDER, 8_000, 160_000_000}
+    assert probe.cache_key({}, 2, probe.sizes_to_measure([8_000])) != probe.cache_key({}, 2)
+
+
+def test_cpu_working_sets_are_the_bytes_of_x_and_y() -> None:
+    cpu = dict(grad="manual", mode="eager", device="cpu", iterations=10, learning_rate=None, seed=0, threads=2)
+    configs = [
+        Configuration("numpy", **cpu, dtype="float32", n=1000),
+        Configuration("numpy", **cpu, dtype="float64", n=1000),
+        Configuration("torch", **{**cpu, "device": "gpu"}, dtype="float64", n=10**6),
+    ]
+    assert cpu_working_sets(configs) == {8_000, 16_000}
+
+
+def test_a_measured_working_set_gives_its_own_bandwidth_not_an_interpolation() -> None:
+    cliff = [(64 << 20, 48.0), (160_000_000, 24.0), (256 << 20, 22.0)]
+    assert roofline.bandwidth_at(160_000_000, cliff) == 24.0
+    assert roofline.bandwidth_at(160_000_000, [cliff[0], cliff[2]]) > 30  # what interpolation alone would say
 
 
 class _Done:
