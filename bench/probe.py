@@ -25,18 +25,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
-from functools import partial
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-PROBE_VERSION = 4
+PROBE_VERSION = 3
 """Bumped whenever the kernels or the ladder change, so cached figures of older probes are not reused."""
 
 LADDER = tuple(16 * 1024 * 4**k for k in range(8))
@@ -57,16 +55,22 @@ def _passes_for(run, target_s: float) -> int:
     run(1)
     passes = 1
     while True:
-        elapsed = _timed(partial(run, passes))
+        elapsed = _timed(run, passes)
         if elapsed >= target_s / 4 or passes >= 2**24:
             return max(1, round(passes * target_s / max(elapsed, 1e-9)))
         passes *= 4
 
 
-def _timed(call: Callable[[], object]) -> float:
+def _timed(run, passes: int) -> float:
     start = time.perf_counter()
-    call()
+    run(passes)
     return time.perf_counter() - start
+
+
+def _best_product_s(left: np.ndarray, right: np.ndarray, product: np.ndarray, rounds: int) -> float:
+    """The best of ``rounds`` timed matrix products, after an untimed one (BLAS's threads and buffers)."""
+    np.matmul(left, right, out=product)
+    return min(_timed(lambda _: np.matmul(left, right, out=product), 1) for _ in range(rounds))
 
 
 def sizes_to_measure(working_sets: Iterable[int]) -> tuple[int, ...]:
@@ -77,10 +81,6 @@ def sizes_to_measure(working_sets: Iterable[int]) -> tuple[int, ...]:
 def measure(threads: int, sizes: tuple[int, ...] = LADDER, target_s: float = 0.01, rounds: int = 3) -> dict:
     """Read bandwidth at each working-set size and the arithmetic rate per dtype, for 1 and ``threads`` threads;
     each figure is the best of ``rounds`` timings (of about ``target_s`` seconds for the reads).
-
-    The rounds go over every figure in turn rather than repeating one figure back to back, so each figure's
-    timings are spread over the whole probe: on a shared machine a core can run 40 % slower for a second at a
-    time (measured on a 2-core VM), and three timings within 30 ms would all fall into such a spell.
 
     Runs in this process; :func:`probe` runs it in a worker-like child process.
     """
@@ -93,42 +93,32 @@ def measure(threads: int, sizes: tuple[int, ...] = LADDER, target_s: float = 0.0
     counts = sorted({1, min(threads, numba.config.NUMBA_NUM_THREADS)})
     half = max(sizes) // 2 // 8
     a, b = np.full(half, 1.0), np.full(half, 1e-9)
-    rng = np.random.default_rng(0)
-    reads, products = {}, {}
+    read_rows, arithmetic_rows = [], []
     for count in counts:
         numba.set_num_threads(count)
         kernel = read if count == 1 else read_parallel
         for size in sorted(sizes):
-            run = partial(kernel, a[: size // 16], b[: size // 16])
-            reads[count, size] = run, _passes_for(run, target_s)
+            x, y = a[: size // 16], b[: size // 16]
+
+            def run(p, x=x, y=y, kernel=kernel):
+                return kernel(x, y, p)
+
+            passes = _passes_for(run, target_s)
+            best = min(_timed(run, passes) for _ in range(rounds))
+            read_rows.append({"threads": count, "bytes": size, "gb_per_s": size * passes / best / 1e9})
+    rng = np.random.default_rng(0)
     for dtype in ("float64", "float32"):
         left, right = (rng.random((MATRIX, MATRIX)).astype(dtype) for _ in range(2))
-        product = partial(np.matmul, left, right, out=np.empty_like(left))
+        product = np.empty_like(left)
         for count in counts:
             with threadpool_limits(count):
-                product()  # untimed: BLAS's threads and buffers
-            products[count, dtype] = product
-    best_s: dict[tuple, float] = {}
-    for _ in range(rounds):
-        for (count, size), (run, passes) in reads.items():
-            numba.set_num_threads(count)
-            best_s["read", count, size] = min(
-                best_s.get(("read", count, size), math.inf), _timed(partial(run, passes)) / passes
-            )
-        for (count, dtype), product in products.items():
-            with threadpool_limits(count):
-                best_s[count, dtype] = min(best_s.get((count, dtype), math.inf), _timed(product))
+                rate = 2 * MATRIX**3 / _best_product_s(left, right, product, rounds)
+            arithmetic_rows.append({"threads": count, "dtype": dtype, "gflop_per_s": rate / 1e9})
     return {
         "version": PROBE_VERSION,
         "seconds": round(time.perf_counter() - started, 2),
-        "read": [
-            {"threads": count, "bytes": size, "gb_per_s": size / best_s["read", count, size] / 1e9}
-            for count, size in reads
-        ],
-        "arithmetic": [
-            {"threads": count, "dtype": dtype, "gflop_per_s": 2 * MATRIX**3 / best_s[count, dtype] / 1e9}
-            for count, dtype in products
-        ],
+        "read": read_rows,
+        "arithmetic": arithmetic_rows,
     }
 
 
