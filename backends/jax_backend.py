@@ -15,9 +15,11 @@ machine; the figures are in the README's "Formulations" section):
   ``lax.reduce``: one pass over x and y per iteration, where XLA otherwise emits one loop per ``.sum()``
   (2.5x faster at 10^3 and 10^7). That reduce accumulates in order, which float32 cannot afford (5e-3 off
   the reference at 10^7), so in float32 the powers x^2 and x^3 are computed once in ``prepare`` and the
-  four sums stay XLA's own reductions (1.3x faster from 10^4 on, on the CPU). On a GPU, float32 takes
-  :mod:`backends.tuned`'s Horner step with XLA's sums instead: reading x^2 and x^3 doubles the bytes of a
-  memory-bound iteration (the powers form measured 1.2-1.7x the tutorial's time on an H200).
+  four sums stay XLA's own reductions (1.3x faster from 10^4 on, on the CPU). Below
+  :data:`HORNER_BELOW` elements on the CPU, and at every size on a GPU, float32 takes :mod:`backends.tuned`'s
+  Horner step with XLA's sums instead: on the CPU it measured 0.79-0.91x the powers form's time at 10^3 and
+  2000, 1.04-1.2x from 4096 on; on a GPU reading x^2 and x^3 doubles the bytes of a memory-bound iteration
+  (the powers form measured 1.2-1.7x the tutorial's time on an H200).
 - ``autodiff/jit-step``: ``jax.grad`` on a 4-vector of weights (it saves per-call work), of the loss over
   x^2 and x^3 computed once in float64 on the CPU (0.7-0.9x the tutorial's time from 10^3 to 10^6), of
   :mod:`backends.tuned`'s Horner loss in float32 (0.74-0.86x; the powers form lost at 10^5 there) and on a
@@ -49,6 +51,9 @@ import numpy as np
 from backends import tuned
 from backends.contract import Backend, BackendUnavailable, Fit, FitResult, Problem, Variant, unstack_result
 from backends.tutorial import Weights, descend, loss_of, manual_step, python_loop
+
+HORNER_BELOW = 4096
+"""Below this n, the float32 tuned manual steps on the CPU use Horner's form rather than precomputed powers."""
 
 
 def residual_of_powers(w, x, y, x2, x3):
@@ -212,7 +217,7 @@ class JaxBackend(Backend):
                 return w - step_size * jnp.stack(gradient), loss
 
             return w0, step, (x, y)
-        if device == "gpu":
+        if device == "gpu" or x.size < HORNER_BELOW:
             return w0, lambda w, x, y: tuned.manual_step(w, x, y, step_size, jnp.stack), (x, y)
 
         def step(w, x, y, x2, x3):

@@ -47,7 +47,8 @@ def checked_variants() -> list[tuple[str, Variant]]:
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize(("name", "variant"), checked_variants(), ids=lambda v: str(v).replace(" ", "-"))
 def test_variant_agrees_with_reference(name: str, variant: Variant, dtype: str) -> None:
-    # 5000 > the Numba kernels' block of 2048, so whole blocks and a partial one are both summed.
+    # 5000 > the Numba kernels' block of 2048, so whole blocks and a partial one are both summed; 777 and 5000 lie
+    # either side of JAX's HORNER_BELOW, so both of its float32 CPU forms run.
     backend = backend_or_skip(name)
     for n in (777, 5000):
         problem = Problem(n=n, iterations=30, dtype=dtype, log_interval=10)
