@@ -87,13 +87,15 @@ class NumbaBackend(Backend):
         if variant.formulation == "tuned":
             kernel = self.kernels.tuned_parallel if parallel else self.kernels.tuned_serial
             rate, logged_dtype = scalar(2.0 * problem.lr), np.float64
+            buffers = (np.zeros((self.numba.get_num_threads() if parallel else 1, 5)),)  # a row of sums per thread
         else:
             kernel = self.kernels.tutorial_parallel if parallel else self.kernels.tutorial_serial
             rate, logged_dtype = scalar(problem.lr), x.dtype
+            buffers = ()
         logged = np.zeros(len(problem.logged_iterations), dtype=logged_dtype)
 
         def fit() -> FitResult:
-            w, loss = kernel(x, y, weights, rate, problem.iterations, problem.log_interval, logged)
+            w, loss = kernel(x, y, weights, rate, problem.iterations, problem.log_interval, logged, *buffers)
             return make_result(w, loss, logged)
 
         return fit

@@ -69,26 +69,47 @@ def _block_sums(x, y, a, b, c, d):
     return s0, s1, s2, s3, sl
 
 
+@njit(cache=True)
+def _column_sums(parts):
+    """The five sums of the threads' rows, in order (outside the parallel function, so that Numba does not
+    turn each sum into a parallel region of its own)."""
+    return parts[:, 0].sum(), parts[:, 1].sum(), parts[:, 2].sum(), parts[:, 3].sum(), parts[:, 4].sum()
+
+
 def _tuned(parallel: bool):
-    """One fused pass per iteration: Horner's form, the loss and the four gradient sums in the same loop."""
+    """One fused pass per iteration: Horner's form, the loss and the four gradient sums in the same loop.
+
+    Each of the ``parts.shape[0]`` shares (one per thread; one when serial) sums one contiguous run of blocks
+    into its own row of ``parts``, a (shares, 5) float64 buffer the caller allocates once; the rows are added
+    in order afterwards. Against a ``prange`` over the blocks with Numba's reduction variables (which allocates
+    its reduction arrays every iteration), measured interleaved on 2 cores in two runs: 14-25 % faster at
+    10^4, 11-22 % at 10^5, 2-8 % at 10^6, 4-34 % at 10^7, the serial kernel unchanged. Numba's dynamic
+    scheduling (``set_parallel_chunksize``) measured slower than either. The block loop is written out here:
+    moved into a helper function it measured 7-10 % slower at 10^3.
+    """
+
     loop = prange if parallel else range
 
     @njit(parallel=parallel, fastmath=FASTMATH, cache=True)
-    def fit(x, y, weights, step, iterations, log_interval, logged):
+    def fit(x, y, weights, step, iterations, log_interval, logged, parts):
         w = weights.copy()
         blocks = (x.size + BLOCK - 1) // BLOCK
+        threads = parts.shape[0]
         loss = 0.0
         for t in range(iterations):
             a, b, c, d = w[0], w[1], w[2], w[3]
-            g0, g1, g2, g3, loss = 0.0, 0.0, 0.0, 0.0, 0.0
-            for k in loop(blocks):
-                block = slice(k * BLOCK, (k + 1) * BLOCK)
-                s0, s1, s2, s3, sl = _block_sums(x[block], y[block], a, b, c, d)
-                g0 += s0
-                g1 += s1
-                g2 += s2
-                g3 += s3
-                loss += sl
+            for p in loop(threads):
+                g0, g1, g2, g3, sl = 0.0, 0.0, 0.0, 0.0, 0.0
+                for k in range(p * blocks // threads, (p + 1) * blocks // threads):
+                    block = slice(k * BLOCK, (k + 1) * BLOCK)
+                    s0, s1, s2, s3, s4 = _block_sums(x[block], y[block], a, b, c, d)
+                    g0 += s0
+                    g1 += s1
+                    g2 += s2
+                    g3 += s3
+                    sl += s4
+                parts[p, 0], parts[p, 1], parts[p, 2], parts[p, 3], parts[p, 4] = g0, g1, g2, g3, sl
+            g0, g1, g2, g3, loss = _column_sums(parts)
             if t % log_interval == log_interval - 1:
                 logged[t // log_interval] = loss
             w[0] = a - step * g0
