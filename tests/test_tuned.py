@@ -11,10 +11,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from backends import BackendUnavailable, load_backend
-from backends.contract import FORMULATIONS, Problem, Variant
+from backends.contract import FORMULATIONS, Problem, Variant, default_learning_rate
 from backends.reference import loss_relative_error, reference_fit, relative_error
 from bench.cli import main
 from bench.config import Sweep
@@ -68,6 +69,23 @@ def test_numba_float32_accumulation_loses_accuracy_and_tuned_blocks_do_not() -> 
     blocked = backend.prepare(problem, Variant("manual", "jit-loop", "tuned"), "cpu")()
     assert max(relative_error(plain, reference), loss_relative_error(plain, reference)) > TOLERANCE["float32"]
     assert max(relative_error(blocked, reference), loss_relative_error(blocked, reference)) <= TOLERANCE["float32"]
+
+
+@pytest.mark.parametrize("shares", [1, 2, 7])
+def test_numba_tuned_kernel_sums_the_same_over_any_number_of_shares(shares: int) -> None:
+    """The parallel kernel's rows of partial sums (one per thread) add up to the serial kernel's sums, also with
+    more shares than blocks (empty shares) and than this machine's threads."""
+    backend_or_skip("numba")
+    from backends import numba_kernels
+
+    for n in (777, 5000, 20_000):
+        x = np.linspace(-np.pi, np.pi, n)
+        y, weights, logged = np.sin(x), np.array([0.1, -0.2, 0.3, -0.4]), np.zeros(3)
+        step = 2 * default_learning_rate(n)  # the tuned kernels take twice the learning rate
+        serial = numba_kernels.tuned_serial(x, y, weights, step, 30, 10, logged, np.zeros((1, 5)))
+        parallel = numba_kernels.tuned_parallel(x, y, weights, step, 30, 10, logged, np.zeros((shares, 5)))
+        np.testing.assert_allclose(parallel[0], serial[0], rtol=1e-12)
+        assert parallel[1] == pytest.approx(serial[1], rel=1e-12)
 
 
 def test_variant_label_shows_a_tuned_formulation_only() -> None:
