@@ -33,6 +33,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from backends import BackendUnavailable, load_backend
 from bench import cli, results
 from bench.environment import PROJECT_ROOT, gpus
 from bench.report import print_sections, report_sections, significant, speedup_text, variant_names
@@ -108,11 +109,13 @@ def gpu_read_us(points: list[tuple[str, int]], rounds: int = 7) -> dict[tuple[st
     by one from Python, the reductions measured 8-10 us each at n <= 10^6 on an H200: the host's cost, not
     the GPU's.) Empty without PyTorch on CUDA."""
     try:
-        import torch
-    except ImportError:
+        torch_backend = load_backend("torch")
+    except BackendUnavailable:
         return {}
-    if not torch.cuda.is_available():
+    start = torch_backend.device_timer("gpu")  # CUDA events, as around the GPU fits
+    if start is None:
         return {}
+    torch = torch_backend.torch
     floors = {}
     for dtype, n in points:
         data = torch.rand(2 * n, dtype=getattr(torch, dtype), device="cuda")
@@ -125,12 +128,9 @@ def gpu_read_us(points: list[tuple[str, int]], rounds: int = 7) -> dict[tuple[st
         graph.replay()
         replays = []
         for _ in range(rounds):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
+            stop = start()
             graph.replay()
-            end.record()
-            end.synchronize()
-            replays.append(start.elapsed_time(end) * 1e3 / GPU_READ_BURST)
+            replays.append(stop() * 1e6 / GPU_READ_BURST)
         floors[(dtype, n)] = statistics.median(replays)
         del graph, data
     return floors
