@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
+from rich.table import Table
 
 from backends import BackendUnavailable, RegistryError, backend_class, load_backend, registry
 from backends.contract import DEVICES, DTYPES, FORMULATIONS, GRADS, MODES
@@ -28,8 +29,9 @@ from bench.config import PRESETS, Sweep
 from bench.environment import PROJECT_ROOT, fingerprint, host_name
 from bench.probe import probe
 from bench.progress import SweepProgress
-from bench.report import FORMATS, command_report, load_run
+from bench.report import FORMATS, command_report
 from bench.runner import Sweeper, cpu_working_sets, done_keys, plan
+from bench.runs import LATEST, load_run, run_folders, run_info
 
 RESULTS_DIR = PROJECT_ROOT / "results"
 
@@ -90,9 +92,12 @@ def positive_number(text: str, what: str, unit: str = "") -> float:
     return value
 
 
+RUN_HELP = "a run folder, its summary.csv, or latest (the default: the newest run under results/)."
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m bench", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", metavar="run|list|env|report|plot|compare", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="run|runs|list|env|report|plot|compare", required=True)
 
     run = commands.add_parser("run", help="time a sweep and write a run folder under results/")
     run.add_argument("--preset", choices=sorted(PRESETS), help="defaults for the grid (quick)")
@@ -120,19 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
         f" (preset: {', '.join(f'{p.timeout_s:g} {name}' for name, p in PRESETS.items())})",
     )
     run.add_argument("--out", help="run folder to create (default: results/<run-id>)")
-    run.add_argument("--resume", metavar="RUN", help="finish an interrupted run folder")
+    run.add_argument("--resume", metavar="RUN", help="finish an interrupted run folder (latest: the newest).")
     run.add_argument(
         "--no-probe", action="store_true", default=None, help="skip the machine probe (no floor_us columns)"
     )
 
     report = commands.add_parser("report", help="tables, scaling model and crossovers of a run")
-    report.add_argument("run", nargs="?", help="run folder or its summary.csv (default: the newest under results/)")
+    report.add_argument("run", nargs="?", help=RUN_HELP)
     report.add_argument("--format", choices=FORMATS, default="table", help="table (terminal), md or csv (table)")
     plot = commands.add_parser("plot", help="write a run's plots as PNG files into its folder")
-    plot.add_argument("run", nargs="?", help="run folder or its summary.csv (default: the newest under results/)")
+    plot.add_argument("run", nargs="?", help=RUN_HELP)
     compare = commands.add_parser("compare", help="compare the timings of two runs, configuration by configuration")
-    compare.add_argument("old", help="the earlier run folder (or its summary.csv)")
-    compare.add_argument("new", help="the later run folder (or its summary.csv)")
+    compare.add_argument("old", help="the earlier run folder (or its summary.csv, or latest).")
+    compare.add_argument("new", help="the later run folder (or its summary.csv, or latest).")
     compare.add_argument("--threshold", default="0.10", help="relative change that counts as a change (0.10)")
     compare.add_argument(
         "--fail-on-regression", action="store_true", help="exit 1 if anything is significantly slower, or broke"
@@ -141,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     imported = commands.add_parser("import-pytest-benchmark", help="turn pytest-benchmark JSON into a run folder")
     imported.add_argument("file", help="JSON from pytest --benchmark-json (or --benchmark-autosave)")
     imported.add_argument("--out", help="run folder to create (default: results/<run-id>)")
+    commands.add_parser("runs", help="list the run folders under results/: id, when, host, configurations, ok.")
     commands.add_parser("list", help="every backend and variant, and whether it can run here")
     commands.add_parser("env", help="print the machine and software fingerprint")
     return parser
@@ -218,6 +224,11 @@ def check_writable(folder: Path) -> None:
 def run_to_resume(args: argparse.Namespace) -> tuple[Path, Sweep, str]:
     """The folder, sweep and run id of the run named by ``--resume``, checked before anything is written."""
     folder = Path(args.resume)
+    if args.resume == LATEST:
+        started = run_folders(RESULTS_DIR, "sweep.json")
+        if not started:
+            raise UsageError(f"--resume latest: no run folder under {RESULTS_DIR}")
+        folder = started[-1]
     given = [f"--{name.replace('_', '-')}" for name in given_options(args) if name != "resume"]
     if given:
         raise UsageError(f"--resume finishes a run with the settings it was started with; drop {', '.join(given)}")
@@ -324,6 +335,28 @@ def command_import(args: argparse.Namespace, console: Console) -> int:
     return 0 if set(statuses) <= {"ok", "skipped"} else 1
 
 
+def command_runs(console: Console) -> int:
+    """``bench runs``: one line per run folder under results/, oldest first."""
+    folders = run_folders(RESULTS_DIR)
+    if not folders:
+        console.print(f"no run under {RESULTS_DIR}; start one with: python -m bench run", markup=False)
+        return 0
+    table = Table(title=f"Runs under {RESULTS_DIR}")
+    for name in ("run", "when (UTC)", "host", "configurations", "outcome"):
+        table.add_column(name, justify="right" if name == "configurations" else "left")
+    for folder in folders:
+        try:
+            info = run_info(folder)
+        except results.ResultsError as error:
+            table.add_row(folder.name, "", "", "", f"unreadable: {error}")
+            continue
+        counts = ", ".join(f"{info.counts[s]} {s}" for s in results.STATUSES if info.counts.get(s))
+        outcome = ("ok" if info.ok else "not ok") + (f" ({counts})" if counts else "")
+        table.add_row(folder.name, info.when, info.host, f"{info.configurations:,}", outcome)
+    console.print(table)
+    return 0
+
+
 def command_list(console: Console) -> int:
     for name in registry():
         try:
@@ -361,6 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_import(args, console)
         if args.command == "list":
             return command_list(console)
+        if args.command == "runs":
+            return command_runs(console)
         print(json.dumps(fingerprint(), indent=1))
         return 0
     except (UsageError, RegistryError, results.ResultsError) as error:

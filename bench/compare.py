@@ -22,7 +22,8 @@ import pandas as pd
 from rich.console import Console
 
 from bench import results
-from bench.report import Run, Section, print_sections, variant_names
+from bench.report import Section, print_sections
+from bench.runs import Run, variant_names
 from bench.stats import ratio_of_medians
 
 MIN_REPEATS = 3

@@ -36,7 +36,8 @@ from rich.table import Table
 from backends import BackendUnavailable, load_backend
 from bench import cli, results
 from bench.environment import PROJECT_ROOT, gpus
-from bench.report import print_sections, report_sections, significant, speedup_text, variant_names
+from bench.report import print_sections, report_sections, significant, speedup_text
+from bench.runs import variant_label, variant_names
 
 GPU_BACKENDS = "torch,jax,cupy"
 CPU_BACKENDS = "numpy,torch,jax,numba"
@@ -87,7 +88,7 @@ def print_device_times(summary: pd.DataFrame, console: Console) -> None:
         table.add_column(column, justify="left" if column in ("variant", "dtype") else "right")
     for row in rows.itertuples():
         table.add_row(
-            f"{row.backend} {row.grad}/{row.mode}", row.dtype, f"{row.n:,}",
+            variant_label(row.backend, row.grad, row.mode, row.formulation), row.dtype, f"{row.n:,}",
             f"{row.us_per_iter:,.1f}", f"{row.us_per_iter * row.gpu_median_s / row.median_s:,.1f}",
         )  # fmt: skip
     console.print(table)

@@ -27,7 +27,8 @@ from rich.console import Console
 
 from backends.contract import TUTORIAL_SIZE
 from bench import results
-from bench.report import BASELINE_NAME, Run, baseline_us, variant_names
+from bench.report import BASELINE_NAME, baseline_us
+from bench.runs import Run, variant_label, variant_names
 
 COLOURS = {
     "numpy": ("black", "dimgray"),
@@ -64,10 +65,6 @@ def style(backend: str, grad: str, mode: str, formulation: str = "tutorial") -> 
         "markersize": 5,
         "linewidth": 2.8 if tuned else 1.5,
     }
-
-
-def variant_label(backend: str, grad: str, mode: str, formulation: str = "tutorial") -> str:
-    return f"{backend} {grad}/{mode}" + (" tuned" if formulation != "tutorial" else "")
 
 
 def panels(frame: pd.DataFrame, title: str, width: float = 5.2, height: float = 4.0):

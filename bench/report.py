@@ -8,14 +8,13 @@ tables and what is not ``ok``; ``bench report`` adds first-call costs, the scali
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from bench import results
+from bench.runs import Run, variant_label, variant_names
 from bench.scaling import Crossover, crossovers, fit_variants
 
 BASELINE = ("numpy", "manual", "eager", "tutorial")
@@ -24,43 +23,10 @@ BASELINE_NAME = f"{BASELINE[0]} {BASELINE[1]}/{BASELINE[2]}"
 FORMATS = ("table", "md", "csv")
 
 
-@dataclass(frozen=True)
-class Run:
-    """A run folder and its summary.csv (raw.csv and losses.csv are read on demand)."""
-
-    folder: Path
-    summary: pd.DataFrame
-
-    def read(self, kind: str) -> pd.DataFrame:
-        """The folder's ``raw`` or ``losses`` CSV, checked like the summary."""
-        return results.read_csv(self.folder / results.FILES[kind], kind)
-
-
-def load_run(text: str | None, results_dir: Path) -> Run:
-    """The run named by ``text`` (a run folder or its summary.csv), or the newest run under ``results_dir``."""
-    if text is None:
-        runs = sorted(results_dir.glob(f"*/{results.FILES['summary']}"), key=lambda p: p.stat().st_mtime)
-        if not runs:
-            raise results.ResultsError(f"no run under {results_dir}; run `python -m bench run` first, or name a RUN")
-        path = runs[-1]
-    else:
-        path = Path(text)
-        if not path.exists():
-            raise results.ResultsError(f"{path}: no such run folder or file")
-    return Run(path if path.is_dir() else path.parent, results.read_csv(path))
-
-
-def variant_names(summary: pd.DataFrame) -> pd.Series:
-    """``backend grad/mode`` for each row, with `` tuned`` appended for the tuned formulation."""
-    formulation = summary["formulation"].where(summary["formulation"] != "tutorial", "")
-    return (summary["backend"] + " " + summary["grad"] + "/" + summary["mode"] + " " + formulation).str.rstrip()
-
-
-def variant_label(key: tuple) -> str:
+def key_label(key: tuple) -> str:
     """``backend grad/mode [tuned] device dtype`` of a :data:`bench.scaling.VARIANT_COLUMNS` key."""
-    backend, grad, mode, formulation, device, dtype = key
-    tuned = " tuned" if formulation != "tutorial" else ""
-    return f"{backend} {grad}/{mode}{tuned} {device} {dtype}"
+    *variant, device, dtype = key
+    return f"{variant_label(*variant)} {device} {dtype}"
 
 
 def speed_pivot(summary: pd.DataFrame, values: str = "us_per_iter") -> pd.DataFrame:
@@ -205,7 +171,7 @@ def scaling_section(summary: pd.DataFrame) -> Section:
     )
     for key, fit in fit_variants(summary).items():
         section.rows.append([
-            variant_label(key), f"{fit.n_min:,}-{fit.n_max:,}", str(fit.points), significant(fit.overhead_us),
+            key_label(key), f"{fit.n_min:,}-{fit.n_max:,}", str(fit.points), significant(fit.overhead_us),
             significant(fit.per_element_ns), f"{fit.rms_rel:.1%}", f"{fit.worst_rel:.1%}",
         ])  # fmt: skip
     if not section.rows:
@@ -232,9 +198,7 @@ def crossover_section(summary: pd.DataFrame) -> Section:
     )
     for found in crossovers(fit_variants(summary), BASELINE):
         low, high = found.measured
-        section.rows.append(
-            [variant_label(found.x), variant_label(found.y), crossover_text(found), f"{low:,}-{high:,}"]
-        )
+        section.rows.append([key_label(found.x), key_label(found.y), crossover_text(found), f"{low:,}-{high:,}"])
     if not section.rows:
         section.note = "No pair of fitted variants to compare (needs the NumPy tutorial loop or a GPU)."
     return section

@@ -409,7 +409,8 @@ def test_device_times_use_the_iterations_that_ran() -> None:
     from rich.console import Console
 
     summary = pd.DataFrame([{
-        "status": "ok", "backend": "torch", "grad": "manual", "mode": "eager", "dtype": "float32", "n": 1000,
+        "status": "ok", "backend": "torch", "grad": "manual", "mode": "eager", "formulation": "tutorial",
+        "dtype": "float32", "n": 1000,
         "iterations": 100, "iterations_timed": 50, "median_s": 1e-3, "us_per_iter": 20.0, "gpu_median_s": 5e-4,
     }])  # fmt: skip
     console = Console(record=True, width=200)

@@ -12,7 +12,8 @@ from matplotlib.image import imread
 
 from bench import cli, results
 from bench.plots import floor_lines
-from bench.report import BASELINE, crossover_section, load_run, markdown, report_sections
+from bench.report import BASELINE, crossover_section, markdown, report_sections
+from bench.runs import load_run
 from bench.scaling import ScalingFit, crossover, fit_scaling, fit_variants
 from bench.stats import ratio_of_medians
 

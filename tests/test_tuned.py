@@ -114,7 +114,7 @@ def test_cli_rejects_an_unknown_formulation(capsys, tmp_path) -> None:
 def test_variant_names_in_tables() -> None:
     import pandas as pd
 
-    from bench.report import variant_names
+    from bench.runs import variant_names
 
     frame = pd.DataFrame(
         {"backend": ["torch", "torch"], "grad": ["manual"] * 2, "mode": ["jit-step", "jit-loop"],
