@@ -15,18 +15,16 @@ from datetime import datetime
 from pathlib import Path
 
 from bench.config import Configuration
+from bench.protocol import ProtocolError, Reply
 from bench.results import ResultsError
 from bench.runner import rows_for, write_rows
 
 CONFIG_KEYS = tuple(f.name for f in fields(Configuration))
-REPLY_KEYS = (
-    "backend_version", "first_call_s", "samples_s", "note", "weights", "final_loss", "logged_losses",
-    "threads_used",
-)  # fmt: skip
-"""The keys of a worker's reply (:func:`bench.worker.ran_reply`) that each benchmark's extra_info must hold."""
+REPLY_KEYS = tuple(f.name for f in fields(Reply))
+"""The fields of a worker's reply (:class:`bench.protocol.Reply`): those extra_info holds are the reply's."""
 
 
-def load(path: Path) -> tuple[dict, list[tuple[Configuration, dict]]]:
+def load(path: Path) -> tuple[dict, list[tuple[Configuration, Reply]]]:
     """The JSON document of ``path`` and each benchmark's (configuration, worker reply).
 
     Raises :class:`ResultsError` with one clear line when the file is not pytest-benchmark JSON written by
@@ -46,7 +44,7 @@ def load(path: Path) -> tuple[dict, list[tuple[Configuration, dict]]]:
     for bench in data["benchmarks"]:
         info = bench.get("extra_info") if isinstance(bench, dict) else None
         name = bench.get("fullname", "?") if isinstance(bench, dict) else "?"
-        missing = [k for k in (*CONFIG_KEYS, *REPLY_KEYS) if not isinstance(info, dict) or k not in info]
+        missing = [k for k in (*CONFIG_KEYS, *Reply.RAN) if not isinstance(info, dict) or k not in info]
         if missing:
             raise ResultsError(
                 f"{path}: benchmark {name} is not an arraybench fit (extra_info lacks {', '.join(missing)})"
@@ -56,8 +54,11 @@ def load(path: Path) -> tuple[dict, list[tuple[Configuration, dict]]]:
             config.problem  # noqa: B018 (validates n, iterations, dtype, learning rate)
         except (TypeError, ValueError) as error:
             raise ResultsError(f"{path}: benchmark {name}: {error}") from None
-        reply = {k: v for k, v in info.items() if k not in CONFIG_KEYS}  # the reply's keys, and any optional ones
-        found.append((config, {**reply, "status": "ran"}))
+        try:  # extra_info's status is the benchmark's check; the reply it carries is a "ran" one
+            reply = Reply.from_dict({**{k: info[k] for k in REPLY_KEYS if k in info}, "status": "ran"})
+        except ProtocolError as error:
+            raise ResultsError(f"{path}: benchmark {name}: {error}") from None
+        found.append((config, reply))
     return data, found
 
 
@@ -68,7 +69,7 @@ def run_id_of(data: dict) -> str:
     return f"{when:%Y%m%dT%H%M%SZ}-{host}"
 
 
-def write_run_folder(path: Path, data: dict, found: list[tuple[Configuration, dict]], folder: Path) -> Counter:
+def write_run_folder(path: Path, data: dict, found: list[tuple[Configuration, Reply]], folder: Path) -> Counter:
     """Create ``folder`` with raw.csv, summary.csv, losses.csv and environment.json; return the statuses."""
     run_id = run_id_of(data)
     host = run_id.split("-", 1)[1]
@@ -80,7 +81,7 @@ def write_run_folder(path: Path, data: dict, found: list[tuple[Configuration, di
         rows = rows_for(config, reply, run_id, host)
         write_rows(folder, rows)
         statuses[rows["summary"][0]["status"]] += 1
-        workers[f"{config.backend}/{config.device}"] = reply["threads_used"]
+        workers[f"{config.backend}/{config.device}"] = reply.threads_used
     environment = {
         "run_id": run_id,
         **machine.get("arraybench", {}),

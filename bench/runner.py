@@ -9,7 +9,7 @@ are written and flushed as soon as it finishes; Ctrl-C or SIGTERM is held back w
 from __future__ import annotations
 
 import contextlib
-import json
+import itertools
 import math
 import os
 import queue
@@ -33,6 +33,7 @@ from backends.reference import loss_relative_error, reference_fit, relative_erro
 from bench import results, roofline
 from bench.config import Configuration, Sweep
 from bench.memory import host_shortfall
+from bench.protocol import ProtocolError, Reply, Request
 from bench.stats import summarise
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
@@ -80,10 +81,11 @@ class WorkerProcess:
             self.replies.put(line)
         self.replies.put(None)
 
-    def request(self, message: dict, timeout_s: float) -> dict:
-        """Send one request and return the reply; raise :class:`WorkerFailure` on a hang or a crash."""
+    def request(self, request: Request, timeout_s: float) -> Reply:
+        """Send one request and return its reply; raise :class:`WorkerFailure` on a hang, a crash or a reply
+        that is not the answer to ``request`` (the worker is then killed: what it says can't be trusted)."""
         try:
-            self.process.stdin.write(json.dumps(message) + "\n")  # type: ignore[union-attr]
+            self.process.stdin.write(request.to_line())  # type: ignore[union-attr]
             self.process.stdin.flush()  # type: ignore[union-attr]
             line = self.replies.get(timeout=timeout_s)
         except queue.Empty:
@@ -95,7 +97,11 @@ class WorkerProcess:
             line = None
         if line is None:
             raise WorkerFailure("failed", self._death())
-        return json.loads(line)
+        try:
+            return Reply.from_line(line, request.id)
+        except ProtocolError as error:
+            self.kill()
+            raise WorkerFailure("failed", f"a broken reply from the worker: {error}"[:600]) from None
 
     def _death(self) -> str:
         """How the worker died, with the tail of its error output."""
@@ -184,9 +190,9 @@ def first_divergence(config: Configuration, result: FitResult) -> str | None:
     return None
 
 
-def malformed(config: Configuration, reply: dict) -> str | None:
+def malformed(config: Configuration, reply: Reply) -> str | None:
     """Why the result in a worker's ``ran`` reply cannot be checked, or None when it has the expected shape."""
-    weights, losses = reply["weights"], reply["logged_losses"]
+    weights, losses = reply.weights, reply.logged_losses
     logged = len(config.problem.logged_iterations)
     if len(weights) != 4 or len(losses) != logged:
         return f"the backend returned {len(weights)} weights and {len(losses)} logged losses, not 4 and {logged}"
@@ -231,33 +237,33 @@ def roofline_columns(config: Configuration, us_per_iter: float, probe: dict | No
 
 
 def rows_for(
-    config: Configuration, reply: dict, run_id: str, host: str, probe: dict | None = None
+    config: Configuration, reply: Reply, run_id: str, host: str, probe: dict | None = None
 ) -> dict[str, list[dict]]:
     """The raw, summary and loss rows of one configuration, with its check against the reference and the
     machine's floor (``probe``: the machine probe's record, see :mod:`bench.probe`)."""
-    version = reply.get("backend_version", "")
-    # The configuration as timed: the per-fit budget may have shortened its loop.
-    timed = replace(config, iterations=reply.get("iterations_timed", config.iterations))
-    if reply["status"] == "ran" and (problem := malformed(timed, reply)):
-        reply = {"status": "failed", "reason": problem}
-    if reply["status"] != "ran":
-        base = config_columns(config, run_id, host, reply["status"], reply.get("reason", ""), version)
+    version = reply.backend_version
+    if reply.status == "ran" and (problem := malformed(replace(config, iterations=reply.iterations_timed), reply)):
+        reply = replace(reply, status="failed", reason=problem)
+    if reply.status != "ran":
+        base = config_columns(config, run_id, host, reply.status, reply.reason, version)
         return {"summary": [base], "raw": [], "losses": []}
 
-    result = FitResult(tuple(reply["weights"]), reply["final_loss"], reply["logged_losses"])  # type: ignore[arg-type]
+    # The configuration as timed: the per-fit budget may have shortened its loop.
+    timed = replace(config, iterations=reply.iterations_timed)
+    result = FitResult(reply.weights, reply.final_loss, list(reply.logged_losses))  # type: ignore[arg-type]
     reference = reference_fit(timed.problem)
     status, reason, rel_err, loss_err = reference_check(timed, result, reference)
     base = config_columns(config, run_id, host, status, reason, version)
-    stats = summarise(reply["samples_s"], timed.iterations)
+    stats = summarise(list(reply.samples_s), timed.iterations)
     a, b, c, d = result.weights
-    device_samples = reply.get("device_samples_s") or []
+    device_samples = reply.device_samples_s
     summary = {
         **base, "iterations_timed": timed.iterations, **stats,
         "gpu_median_s": statistics.median(device_samples) if device_samples else math.nan,
-        "first_call_s": reply["first_call_s"], "compile_s": reply["first_call_s"] - stats["median_s"],
+        "first_call_s": reply.first_call_s, "compile_s": reply.first_call_s - stats["median_s"],
         "final_loss": result.final_loss, "a": a, "b": b, "c": c, "d": d,
         "ref_rel_err": rel_err, "ref_ok": status == "ok", "loss_rel_err": loss_err,
-        "threads_used": reply["threads_used"], "note": reply["note"],
+        "threads_used": reply.threads_used, "note": reply.note,
         **roofline_columns(config, stats["us_per_iter"], probe),
     }  # fmt: skip
     raw = [
@@ -268,7 +274,7 @@ def rows_for(
             "seconds": s,
             "gpu_seconds": device_samples[i] if device_samples else math.nan,
         }
-        for i, s in enumerate(reply["samples_s"])
+        for i, s in enumerate(reply.samples_s)
     ]
     key = {k: summary[k] for k in ("run_id", *results.KEY_COLUMNS)}
     losses = [
@@ -296,6 +302,7 @@ class Sweeper:
         self.oom_at: dict[tuple, int] = {}
         self.worker_facts: dict[str, str] = {}
         self.worker: WorkerProcess | None = None
+        self.request_ids = itertools.count(1)
         self.probe: dict | None = None
         """The machine probe's record, for the roofline columns (None: no probe, the columns are NaN)."""
 
@@ -322,26 +329,22 @@ class Sweeper:
         skip = host_shortfall(config)
         if variant_key in self.oom_at and config.n >= self.oom_at[variant_key]:
             skip = f"n={self.oom_at[variant_key]} of this variant already ran out of memory"
+        sweep = self.sweep
+        request = Request(next(self.request_ids), config, sweep.repeats, sweep.budget_s, sweep.fit_budget_s)
         if skip:
-            reply = {"status": "skipped", "reason": skip}
+            reply = Reply(id=request.id, status="skipped", reason=skip)
         else:
             self.worker = self.worker or WorkerProcess(config.threads)
-            message = {
-                "configuration": config.to_dict(),
-                "repeats": self.sweep.repeats,
-                "budget_s": self.sweep.budget_s,
-                "fit_budget_s": self.sweep.fit_budget_s,
-            }
             try:
-                reply = self.worker.request(message, self.sweep.timeout_s)
+                reply = self.worker.request(request, self.sweep.timeout_s)
             except WorkerFailure as failure:
-                reply, self.worker = {"status": failure.status, "reason": str(failure)}, None
-            if reply["status"] in ("failed", "oom"):
+                reply, self.worker = Reply(id=request.id, status=failure.status, reason=str(failure)), None
+            if reply.status in ("failed", "oom"):
                 self._drop_worker(kill=True)  # a framework that raised may be left in a broken state
-        if reply["status"] == "oom":
+        if reply.status == "oom":
             self.oom_at[variant_key] = config.n
-        if reply.get("threads_used"):
-            self.worker_facts[f"{config.backend}/{config.device}"] = reply["threads_used"]
+        if reply.threads_used:
+            self.worker_facts[f"{config.backend}/{config.device}"] = reply.threads_used
         rows = rows_for(config, reply, self.run_id, self.host, self.probe)
         write_rows(self.folder, rows)
         summary = rows["summary"][0]

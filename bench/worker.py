@@ -2,8 +2,8 @@
 
 The runner starts ``python -m bench.worker`` with the thread settings already in its environment (see
 :func:`bench.runner.worker_environment`), so they are in force before any framework is imported. The
-worker pins itself to that many cores, then reads one configuration per line on stdin and answers one
-JSON line per configuration on a private copy of stdout; anything a framework prints goes to stderr.
+worker pins itself to that many cores, then reads one :class:`bench.protocol.Request` per line on stdin and answers one
+:class:`bench.protocol.Reply` line each on a private copy of stdout; anything a framework prints goes to stderr.
 A crash in native code leaves the Python stack on stderr (``faulthandler``), for the runner's failure reason,
 and on Linux the worker dies with the runner, so no worker outlives an interrupted sweep.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ctypes
 import faulthandler
-import json
 import os
 import signal
 import statistics
@@ -25,6 +24,7 @@ from backends import load_backend
 from backends.contract import Backend, BackendUnavailable, Problem
 from bench.config import Configuration
 from bench.memory import shortfall
+from bench.protocol import ProtocolError, Reply, Request
 from bench.timing import Measurement, affordable_iterations, measure, timed_call
 
 WARM_UP_PROBLEM = {"n": 16, "iterations": 10}
@@ -58,23 +58,24 @@ def warm_up(backend: Backend, config: Configuration) -> float:
     return seconds / tiny.iterations
 
 
-def ran_reply(backend: Backend, measurement: Measurement, iterations_timed: int, notes: tuple[str, ...] = ()) -> dict:
-    """The reply for a configuration that ran: the raw facts :func:`bench.runner.rows_for` turns into rows."""
+def ran_reply(backend: Backend, measurement: Measurement, iterations_timed: int, notes: tuple[str, ...] = ()) -> Reply:
+    """The reply for a configuration that ran (``id`` 0: :meth:`Worker.answer` sets the request's)."""
     facts = {"cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
     facts.update(backend.describe())
-    return {
-        "backend_version": backend.version(),
-        "status": "ran",
-        "first_call_s": measurement.first_call_s,
-        "samples_s": measurement.samples_s,
-        "device_samples_s": measurement.device_samples_s,
-        "iterations_timed": iterations_timed,
-        "note": "; ".join(note for note in (*notes, measurement.note) if note),
-        "weights": list(measurement.result.weights),
-        "final_loss": measurement.result.final_loss,
-        "logged_losses": measurement.result.logged_losses,
-        "threads_used": "; ".join(f"{k}={v}" for k, v in facts.items()),
-    }
+    return Reply(
+        id=0,
+        status="ran",
+        backend_version=backend.version(),
+        first_call_s=measurement.first_call_s,
+        samples_s=tuple(measurement.samples_s),
+        device_samples_s=tuple(measurement.device_samples_s),
+        iterations_timed=iterations_timed,
+        note="; ".join(note for note in (*notes, measurement.note) if note),
+        weights=tuple(measurement.result.weights),
+        final_loss=measurement.result.final_loss,
+        logged_losses=tuple(measurement.result.logged_losses),
+        threads_used="; ".join(f"{k}={v}" for k, v in facts.items()),
+    )
 
 
 class Worker:
@@ -96,31 +97,43 @@ class Worker:
                 self.backends[name] = str(error)
         return self.backends[name]
 
-    def run(self, request: dict) -> dict:
+    def answer(self, line: str) -> Reply:
+        """The reply to one request line, carrying its id (a request that cannot be read is ``failed``)."""
+        try:
+            request = Request.from_line(line)
+        except ProtocolError as error:
+            return Reply(id=-1, status="failed", reason=f"the worker could not read its request: {error}")
+        return replace(self.run(request), id=request.id)
+
+    def run(self, request: Request) -> Reply:
         """Time one configuration; the reply holds raw facts, which the runner checks and summarises."""
-        config = Configuration(**request["configuration"])
+        config = request.configuration
         backend = self.backend(config.backend)
         if isinstance(backend, str):
-            return {"status": "skipped", "reason": backend}
-        reply: dict = {"backend_version": backend.version()}
+            return Reply(id=request.id, status="skipped", reason=backend)
+        version = backend.version()
         reason = backend.unavailable_reason(config.variant, config.device)
         if reason:
-            return {**reply, "status": "skipped", "reason": reason}
+            return Reply(id=request.id, status="skipped", reason=reason, backend_version=version)
         free = backend.free_memory(config.device)
         if free is not None and (reason := shortfall(config, free, f"{config.device} memory")):
-            return {**reply, "status": "skipped", "reason": reason}
+            return Reply(id=request.id, status="skipped", reason=reason, backend_version=version)
         try:
             warm_key = (config.variant, config.device)
             if warm_key not in self.per_iteration_s:
                 self.per_iteration_s[warm_key] = warm_up(backend, config)
-            problem, notes = self.timed_problem(config, request.get("fit_budget_s"))
+            problem, notes = self.timed_problem(config, request.fit_budget_s)
             fit = backend.prepare(problem, config.variant, config.device)
-            measurement = measure(fit, request["repeats"], request["budget_s"], backend.device_timer(config.device))
+            measurement = measure(fit, request.repeats, request.budget_s, backend.device_timer(config.device))
         except Exception as error:
-            status = "oom" if is_out_of_memory(error) else "failed"
             last_line = (str(error).strip().splitlines() or [""])[-1]
-            return {**reply, "status": status, "reason": f"{type(error).__name__}: {last_line}"[:500],
-                    "traceback": traceback.format_exc()[-2000:]}  # fmt: skip
+            return Reply(
+                id=request.id,
+                status="oom" if is_out_of_memory(error) else "failed",
+                reason=f"{type(error).__name__}: {last_line}"[:500],
+                backend_version=version,
+                traceback=traceback.format_exc()[-2000:],
+            )
         per_iteration_s = statistics.median(measurement.samples_s) / problem.iterations
         self.timed_s.setdefault((config.variant, config.device, config.dtype), {})[config.n] = per_iteration_s
         return ran_reply(backend, measurement, problem.iterations, notes)
@@ -157,7 +170,7 @@ def serve(requests: TextIO, replies: TextIO) -> None:
     worker = Worker()
     for line in requests:
         if line.strip():
-            replies.write(json.dumps(worker.run(json.loads(line))) + "\n")
+            replies.write(worker.answer(line).to_line())
             replies.flush()
 
 

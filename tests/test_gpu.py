@@ -25,6 +25,7 @@ from bench import gpu_check, memory, results
 from bench.cli import build_parser, sweep_from
 from bench.config import Configuration
 from bench.environment import parse_gpus
+from bench.protocol import Reply, Request
 from bench.runner import rows_for, worker_environment
 from bench.timing import measure
 from bench.worker import Worker
@@ -266,18 +267,18 @@ def small_config(device: str = "cpu", n: int = 1000) -> Configuration:
     return Configuration("numpy", "manual", "eager", device, "float64", n, 200, None, 0, 1)
 
 
-def ran_reply(config: Configuration, **extra) -> dict:
+def ran_reply(config: Configuration, **extra) -> Reply:
     reference = reference_fit(config.problem)
-    return {
-        "status": "ran", "backend_version": "test", "first_call_s": 0.2, "samples_s": [0.1, 0.3, 0.2],
-        "note": "", "weights": list(reference.weights), "final_loss": reference.final_loss,
-        "logged_losses": reference.logged_losses, "threads_used": "", **extra,
-    }  # fmt: skip
+    return Reply(
+        id=1, status="ran", backend_version="test", first_call_s=0.2, samples_s=(0.1, 0.3, 0.2),
+        iterations_timed=config.iterations, weights=reference.weights, final_loss=reference.final_loss,
+        logged_losses=tuple(reference.logged_losses), **extra,
+    )  # fmt: skip
 
 
 def test_rows_carry_the_gpu_median_beside_the_host_median() -> None:
     config = small_config("gpu")
-    rows = rows_for(config, ran_reply(config, device_samples_s=[0.09, 0.25, 0.18]), "run", "host")
+    rows = rows_for(config, ran_reply(config, device_samples_s=(0.09, 0.25, 0.18)), "run", "host")
     summary = rows["summary"][0]
     assert summary["status"] == "ok"
     assert summary["median_s"] == 0.2 and summary["gpu_median_s"] == 0.18
@@ -303,17 +304,17 @@ def test_worker_skips_a_size_its_device_cannot_hold_with_the_estimate_in_the_rea
     worker = Worker()
     worker.backends["numpy"] = TightBackend()
     config = small_config(n=1_000_000)
-    reply = worker.run({"configuration": config.to_dict(), "repeats": 1, "budget_s": 1.0})
-    assert reply["status"] == "skipped"
-    assert reply["reason"] == "needs about 91.6 MiB of cpu memory (12 arrays of n=1,000,000 float64), 1.0 MiB free"
+    reply = worker.run(Request(1, config, repeats=1, budget_s=1.0))
+    assert reply.status == "skipped"
+    assert reply.reason == "needs about 91.6 MiB of cpu memory (12 arrays of n=1,000,000 float64), 1.0 MiB free"
     assert memory.bytes_needed(config) == 12 * 8 * 1_000_000
 
 
 def test_worker_runs_what_fits() -> None:
     worker = Worker()
     worker.backends["numpy"] = TightBackend()
-    reply = worker.run({"configuration": small_config(n=100).to_dict(), "repeats": 1, "budget_s": 1.0})
-    assert reply["status"] == "ran" and reply["device_samples_s"] == []
+    reply = worker.run(Request(1, small_config(n=100), repeats=1, budget_s=1.0))
+    assert reply.status == "ran" and reply.device_samples_s == ()
 
 
 def test_jax_workers_do_not_preallocate_the_gpu() -> None:

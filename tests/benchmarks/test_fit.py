@@ -48,7 +48,7 @@ def test_fit(
         benchmark.extra_info.update(
             {
                 **config.to_dict(),
-                **ran_reply(backend, Measurement(first_call_s, samples_s, result), config.iterations),
+                **ran_reply(backend, Measurement(first_call_s, samples_s, result), config.iterations).to_dict(),
                 "us_per_iter": summarise(samples_s, config.iterations)["us_per_iter"],
                 "ref_rel_err": rel_err,
                 "loss_rel_err": loss_err,

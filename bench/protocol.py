@@ -1,0 +1,177 @@
+"""What the runner and a worker say to each other: one :class:`Request` line, one :class:`Reply` line.
+
+Both are written and read only here (after pyperf's ``Run``): a reader checks ``schema_version`` and the
+shape of every field instead of sniffing for keys, and a reply must echo its request's ``id``, so a line
+that a framework or a stale request left on the channel is never taken for the answer to the current one.
+A line that fails any of these checks raises :class:`ProtocolError` with the reason; the runner records it
+as a ``failed`` configuration and starts a fresh worker.
+
+To add a field, add it to the dataclass with a default: the writer, the reader and the shape check follow
+from the declaration. Change :data:`SCHEMA_VERSION` when a field changes meaning or is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any, ClassVar, get_args, get_origin, get_type_hints
+
+from bench.config import Configuration
+
+SCHEMA_VERSION = 1
+"""The version of both messages: a reader refuses any other."""
+
+REPLY_STATUSES = ("ran", "skipped", "failed", "oom", "timeout")
+"""``ran``: timed, the rows' check decides ok, mismatch or diverged. The others become the row's status as
+they are (``timeout`` only ever comes from the runner, which killed the worker)."""
+
+
+class ProtocolError(ValueError):
+    """A request or reply line that is not JSON, not of this schema version, of the wrong shape, or the
+    answer to another request."""
+
+
+def conforms(value: Any, hint: Any) -> bool:
+    """Whether a JSON-decoded ``value`` fits the type ``hint`` of a message field (ints count as floats)."""
+    origin = get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(conforms(value, arg) for arg in get_args(hint))
+    if origin is tuple:
+        item = get_args(hint)[0]
+        return isinstance(value, list | tuple) and all(conforms(v, item) for v in value)
+    if hint is type(None):
+        return value is None
+    if is_dataclass(hint):
+        return isinstance(value, dict)
+    if isinstance(value, bool) and hint is not bool:
+        return False
+    if hint is float:
+        return isinstance(value, int | float)
+    return isinstance(value, hint)
+
+
+def checked_fields(cls: type, data: Any, what: str) -> dict[str, Any]:
+    """``data`` as keyword arguments of ``cls``: a JSON object of this schema version holding no unknown
+    field and a value of the declared type in each (lists become tuples); raises :class:`ProtocolError`."""
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{what} is not a JSON object but {type(data).__name__}")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise ProtocolError(
+            f"{what} has schema_version {data.get('schema_version')!r}, not {SCHEMA_VERSION} (a worker of another"
+            " arraybench version?)"
+        )
+    hints = get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ProtocolError(f"{what} has unknown fields {', '.join(unknown)}")
+    missing = [name for name in cls.REQUIRED if name not in data]
+    if missing:
+        raise ProtocolError(f"{what} lacks {', '.join(missing)}")
+    for name, value in data.items():
+        if not conforms(value, hints[name]):
+            raise ProtocolError(f"{what}: {name} is {short(value)}, not {hints[name]}")
+    kwargs = {name: tuple(value) if isinstance(value, list) else value for name, value in data.items()}
+    for name, value in data.items():
+        if is_dataclass(hints[name]):
+            try:
+                kwargs[name] = hints[name](**value)
+            except TypeError as error:
+                raise ProtocolError(f"{what}: {name} is not a {hints[name].__name__} ({error})") from None
+    return kwargs
+
+
+def short(value: Any) -> str:
+    """``value`` for an error message, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def decode(line: str, what: str) -> Any:
+    try:
+        return json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ProtocolError(f"{what} is not JSON ({error}): {short(line.strip())}") from None
+
+
+@dataclass(frozen=True)
+class Request:
+    """Time one configuration: the runner's line to a worker."""
+
+    id: int
+    configuration: Configuration
+    repeats: int
+    budget_s: float
+    fit_budget_s: float | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("id", "configuration", "repeats", "budget_s")
+
+    def to_line(self) -> str:
+        return json.dumps(asdict(self)) + "\n"
+
+    @classmethod
+    def from_line(cls, line: str) -> Request:
+        return cls(**checked_fields(cls, decode(line, "the request"), "the request"))
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A worker's answer to one :class:`Request`: raw facts, which :func:`bench.runner.rows_for` checks
+    against the reference and turns into rows. The runner also makes replies of its own (``timeout``, a
+    dead worker's ``failed``, a skip it decides before asking)."""
+
+    id: int
+    status: str
+    reason: str = ""
+    backend_version: str = ""
+    first_call_s: float = math.nan
+    samples_s: tuple[float, ...] = ()
+    device_samples_s: tuple[float, ...] = ()
+    """Seconds of each timed repeat on the device's own clock; empty without one."""
+    iterations_timed: int = 0
+    """The iterations each timed fit ran (fewer than the configuration's when the per-fit budget cut them)."""
+    note: str = ""
+    weights: tuple[float, ...] = ()
+    final_loss: float = math.nan
+    logged_losses: tuple[float, ...] = ()
+    threads_used: str = ""
+    traceback: str = field(default="", repr=False)
+    schema_version: int = SCHEMA_VERSION
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("id", "status")
+    RAN: ClassVar[tuple[str, ...]] = (
+        "backend_version", "first_call_s", "samples_s", "iterations_timed", "note", "weights", "final_loss",
+        "logged_losses", "threads_used",
+    )  # fmt: skip
+    """The fields a ``ran`` reply must hold (the others have defaults that mean "none")."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_line(self) -> str:
+        return json.dumps(self.to_dict()) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any, what: str = "the reply") -> Reply:
+        kwargs = checked_fields(cls, data, what)
+        if kwargs["status"] not in REPLY_STATUSES:
+            raise ProtocolError(f"{what} has status {short(kwargs['status'])}, not one of {', '.join(REPLY_STATUSES)}")
+        if kwargs["status"] == "ran":
+            missing = [name for name in cls.RAN if name not in kwargs]
+            if missing:
+                raise ProtocolError(f"{what} says ran but lacks {', '.join(missing)}")
+            if not kwargs["samples_s"]:
+                raise ProtocolError(f"{what} says ran but holds no timed samples")
+        return cls(**kwargs)
+
+    @classmethod
+    def from_line(cls, line: str, expected_id: int) -> Reply:
+        """The reply in ``line``, which must answer request ``expected_id``."""
+        reply = cls.from_dict(decode(line, "the reply"))
+        if reply.id != expected_id:
+            raise ProtocolError(f"the reply answers request {reply.id}, not the current request {expected_id}")
+        return reply
