@@ -34,6 +34,8 @@ from bench.runner import Sweeper, cpu_working_sets, done_keys, plan
 from bench.runs import LATEST, load_run, run_folders, run_info
 
 RESULTS_DIR = PROJECT_ROOT / "results"
+COMPARE_FORMATS = ("table", "md", "json")
+"""Kept here (not imported from bench.compare) so that parsing a command line does not import scipy."""
 
 
 class UsageError(Exception):
@@ -138,9 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="compare the timings of two runs, configuration by configuration")
     compare.add_argument("old", help="the earlier run folder (or its summary.csv, or latest).")
     compare.add_argument("new", help="the later run folder (or its summary.csv, or latest).")
-    compare.add_argument("--threshold", default="0.10", help="relative change that counts as a change (0.10)")
     compare.add_argument(
-        "--fail-on-regression", action="store_true", help="exit 1 if anything is significantly slower, or broke"
+        "--min-effect", "--threshold", dest="min_effect", default="0.05",
+        help="the least relative change of the median reported as a change (0.05)",
+    )  # fmt: skip
+    compare.add_argument("--fdr", default="0.05", help="false discovery rate q of Benjamini-Hochberg (0.05)")
+    compare.add_argument("--format", choices=COMPARE_FORMATS, default="table", help="table (terminal), md or json")
+    compare.add_argument("--only-changed", action="store_true", help="show only the faster, slower and broken")
+    compare.add_argument(
+        "--allow-different-machines", action="store_true", help="compare runs from different CPU or GPU models"
+    )
+    compare.add_argument(
+        "--fail-on-regression", action="store_true", help="exit 1 if a configuration is reported slower, or broke"
     )
 
     imported = commands.add_parser("import-pytest-benchmark", help="turn pytest-benchmark JSON into a run folder")
@@ -387,9 +398,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "compare":
             from bench.compare import command_compare
 
-            threshold = fraction(args.threshold, "the threshold")
+            min_effect = fraction(args.min_effect, "the minimum effect")
+            q = fraction(args.fdr, "the false discovery rate")
             old, new = load_run(args.old, RESULTS_DIR), load_run(args.new, RESULTS_DIR)
-            return command_compare(old, new, threshold, args.fail_on_regression, console)
+            return command_compare(
+                old, new, min_effect=min_effect, q=q, form=args.format, only_changed=args.only_changed,
+                allow_different_machines=args.allow_different_machines,
+                fail_on_regression=args.fail_on_regression, console=console,
+            )  # fmt: skip
         if args.command == "import-pytest-benchmark":
             return command_import(args, console)
         if args.command == "list":

@@ -25,25 +25,3 @@ def summarise(samples_s: list[float], iterations: int) -> dict[str, float]:
         "cv": std / mean if mean > 0 else 0.0,
         "us_per_iter": median / iterations * 1e6,
     }
-
-
-BOOTSTRAP_RESAMPLES = 10_000
-BOOTSTRAP_SEED = 0
-
-
-def ratio_of_medians(old_s: list[float], new_s: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """``median(new) / median(old)`` and its percentile-bootstrap confidence interval.
-
-    Each of the :data:`BOOTSTRAP_RESAMPLES` resamples draws both runs' repeats again with replacement
-    (independently, as the two runs are), from a generator seeded with :data:`BOOTSTRAP_SEED`, so the same
-    data always gives the same interval. With one repeat on a side, that side contributes no spread.
-    """
-    old, new = np.asarray(old_s, dtype=float), np.asarray(new_s, dtype=float)
-    if old.size == 0 or new.size == 0:
-        raise ValueError("no samples to compare")
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    old_medians = np.median(rng.choice(old, size=(BOOTSTRAP_RESAMPLES, old.size)), axis=1)
-    new_medians = np.median(rng.choice(new, size=(BOOTSTRAP_RESAMPLES, new.size)), axis=1)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(new_medians / old_medians, [tail, 100 - tail])
-    return float(np.median(new) / np.median(old)), float(low), float(high)
