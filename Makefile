@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 # Frameworks that must be present: a test that would skip for want of one fails instead.
 REQUIRED_BACKENDS ?= numpy,torch,jax,numba
 
-.PHONY: setup bench bench-full bench-pytest overhead test lint format clean gpu-check
+.PHONY: setup bench bench-full bench-pytest overhead test lint format clean gpu-check check-floor
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON_SYSTEM) -m venv $(VENV)
@@ -26,6 +26,13 @@ bench: $(INSTALLED)
 
 bench-full: $(INSTALLED)
 	$(PY) -m bench run --preset full
+
+# The floor check (bench/check_floor.py): the tuned formulations at the full preset's sizes, float32 and
+# float64; fails if any configuration runs under 0.95x the machine's floor. A few minutes; run it on a quiet
+# machine. CHECK_FLOOR_OPTIONS passes options on (see python -m bench.check_floor --help).
+CHECK_FLOOR_OPTIONS ?=
+check-floor: $(INSTALLED)
+	$(PY) -m bench.check_floor $(CHECK_FLOOR_OPTIONS)
 
 # Harness overhead: the runner's median against a bare in-process timing of the same fits.
 overhead: $(INSTALLED)

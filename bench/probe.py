@@ -11,11 +11,13 @@ one thread and for all the run's threads:
   sets are measured because bandwidth falls off a cliff where a working set outgrows a cache: interpolating
   across it overstates the bandwidth (measured on a 2-core VM: 33-38 GB/s interpolated between 64 MiB and
   256 MiB for 160 MB, where a dot product over 160 MB sustains 23-25 GB/s).
-- **arithmetic rate** per dtype: a 1024 x 1024 matrix product through NumPy's BLAS (``numpy.matmul``, its
-  threads limited by threadpoolctl), the standard measure of a machine's peak: BLAS uses the widest vector
-  units there are (here AVX-512, where the LLVM code of Numba, XLA and inductor defaults to 256-bit vectors
-  and a 16-deep multiply-add chain measured about half this rate). Counted as BLAS counts, 2 flops per
-  multiply-add.
+- **arithmetic rate** per dtype, in elements of one iteration per second: the iteration's own vector
+  instruction mixes (:data:`bench.roofline.MIXES`: the tuned kernel's, and the precomputed powers'), at
+  every vector width the CPU has, over arrays resident in L1 with independent accumulator chains
+  (:mod:`bench.probe_kernels`), so the figure is what this CPU's execution units allow for exactly this
+  arithmetic: which pipes an add or a multiply-add may use differs between CPUs (on AMD Zen 4 adds have
+  pipes of their own; on many Intel cores they share the multiply-add ports). With several threads, each
+  runs its own copy on its own data at the same time. The floor takes the fastest mix and width.
 
 Results are cached for a day per machine and software fingerprint (``~/.cache/arraybench``, or
 ``$ARRAYBENCH_CACHE``), so consecutive runs do not pay for it again; ``bench run --no-probe`` skips it.
@@ -28,13 +30,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-PROBE_VERSION = 3
+PROBE_VERSION = 4
 """Bumped whenever the kernels or the ladder change, so cached figures of older probes are not reused."""
 
 LADDER = tuple(16 * 1024 * 4**k for k in range(8))
@@ -42,9 +45,14 @@ LADDER = tuple(16 * 1024 * 4**k for k in range(8))
 last-level caches, and beyond the largest working set of the full preset (160 MB at n = 10^7 in float64);
 a larger one would cost more to allocate (first touch) than all the measurements."""
 
-MATRIX = 1024
-"""Side of the square matrices of the arithmetic probe: 2 x 1024^3 flops (about 30 ms on one core), well
-inside BLAS's blocked, peak-rate regime."""
+ARITHMETIC_ROUNDS = 9
+"""Timings per arithmetic figure (of about :data:`ARITHMETIC_TARGET_S` each), the best kept: on a shared
+machine a slow spell of a core (another process's time slice) shows as a slower timing, never a faster one,
+and short timings are more likely to fall between two such spells."""
+
+ARITHMETIC_TARGET_S = 0.002
+
+DTYPES = ("float64", "float32")
 
 CACHE_SECONDS = 24 * 3600
 TIMEOUT_S = 120.0
@@ -67,10 +75,44 @@ def _timed(run, passes: int) -> float:
     return time.perf_counter() - start
 
 
-def _best_product_s(left: np.ndarray, right: np.ndarray, product: np.ndarray, rounds: int) -> float:
-    """The best of ``rounds`` timed matrix products, after an untimed one (BLAS's threads and buffers)."""
-    np.matmul(left, right, out=product)
-    return min(_timed(lambda _: np.matmul(left, right, out=product), 1) for _ in range(rounds))
+def _together(kernel, count: int, passes: int) -> float:
+    """Seconds for ``count`` threads each running ``kernel.run(passes)`` on its own data, all at once (ctypes
+    releases the GIL), from a common start to the last one's end."""
+    data = [kernel.data() for _ in range(count)]
+    if count == 1:
+        return _timed(lambda p: kernel.run(p, data[0]), passes)
+    start = threading.Barrier(count + 1)
+
+    def work(own):
+        start.wait()
+        kernel.run(passes, own)
+
+    threads = [threading.Thread(target=work, args=(own,)) for own in data]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - began
+
+
+def arithmetic_rows(counts: Iterable[int], target_s: float, rounds: int) -> list[dict]:
+    """Elements per second of every mix at every vector width, per dtype and thread count, each the best of
+    ``rounds`` timings of about ``target_s``."""
+    from bench.probe_kernels import mix_kernels
+
+    rows = []
+    for dtype in DTYPES:
+        for kernel in mix_kernels(dtype):
+            data = kernel.data()
+            passes = _passes_for(lambda p, kernel=kernel, data=data: kernel.run(p, data), target_s)
+            for count in counts:
+                best = min(_together(kernel, count, passes) for _ in range(rounds))
+                rate = count * passes * kernel.elements / best
+                rows.append({"threads": count, "dtype": dtype, "mix": kernel.mix.name,
+                             "vector_bits": kernel.bits, "gelem_per_s": rate / 1e9})  # fmt: skip
+    return rows
 
 
 def sizes_to_measure(working_sets: Iterable[int]) -> tuple[int, ...]:
@@ -78,14 +120,20 @@ def sizes_to_measure(working_sets: Iterable[int]) -> tuple[int, ...]:
     return tuple(sorted({*LADDER, *(size for size in working_sets if 0 < size <= max(LADDER))}))
 
 
-def measure(threads: int, sizes: tuple[int, ...] = LADDER, target_s: float = 0.01, rounds: int = 3) -> dict:
+def measure(
+    threads: int,
+    sizes: tuple[int, ...] = LADDER,
+    target_s: float = 0.01,
+    rounds: int = 5,
+    arithmetic_rounds: int = ARITHMETIC_ROUNDS,
+) -> dict:
     """Read bandwidth at each working-set size and the arithmetic rate per dtype, for 1 and ``threads`` threads;
-    each figure is the best of ``rounds`` timings (of about ``target_s`` seconds for the reads).
+    each read figure is the best of ``rounds`` timings of about ``target_s`` seconds, each arithmetic one of
+    ``arithmetic_rounds`` (or ``rounds`` if more) of at most :data:`ARITHMETIC_TARGET_S`.
 
     Runs in this process; :func:`probe` runs it in a worker-like child process.
     """
     import numba
-    from threadpoolctl import threadpool_limits
 
     from bench.probe_kernels import read, read_parallel
 
@@ -93,32 +141,24 @@ def measure(threads: int, sizes: tuple[int, ...] = LADDER, target_s: float = 0.0
     counts = sorted({1, min(threads, numba.config.NUMBA_NUM_THREADS)})
     half = max(sizes) // 2 // 8
     a, b = np.full(half, 1.0), np.full(half, 1e-9)
-    read_rows, arithmetic_rows = [], []
+    read_rows = []
     for count in counts:
         numba.set_num_threads(count)
-        kernel = read if count == 1 else read_parallel
+        parts = np.zeros(count)
         for size in sorted(sizes):
             x, y = a[: size // 16], b[: size // 16]
 
-            def run(p, x=x, y=y, kernel=kernel):
-                return kernel(x, y, p)
+            def run(p, x=x, y=y, count=count, parts=parts):
+                return read(x, y, p) if count == 1 else read_parallel(x, y, p, parts)
 
             passes = _passes_for(run, target_s)
             best = min(_timed(run, passes) for _ in range(rounds))
             read_rows.append({"threads": count, "bytes": size, "gb_per_s": size * passes / best / 1e9})
-    rng = np.random.default_rng(0)
-    for dtype in ("float64", "float32"):
-        left, right = (rng.random((MATRIX, MATRIX)).astype(dtype) for _ in range(2))
-        product = np.empty_like(left)
-        for count in counts:
-            with threadpool_limits(count):
-                rate = 2 * MATRIX**3 / _best_product_s(left, right, product, rounds)
-            arithmetic_rows.append({"threads": count, "dtype": dtype, "gflop_per_s": rate / 1e9})
     return {
         "version": PROBE_VERSION,
         "seconds": round(time.perf_counter() - started, 2),
         "read": read_rows,
-        "arithmetic": arithmetic_rows,
+        "arithmetic": arithmetic_rows(counts, min(target_s, ARITHMETIC_TARGET_S), max(rounds, arithmetic_rounds)),
     }
 
 
@@ -176,6 +216,9 @@ def main() -> None:
     threads, *sizes = map(int, sys.argv[1:])
     pin_threads(threads)
     try:
+        from backends.numba_backend import widest_vectors
+
+        widest_vectors()  # the read kernels get the vectors the tuned fit gets
         import numba  # noqa: F401
     except ImportError as error:
         print(f"numba is not installed ({error})", file=sys.stderr)

@@ -1,32 +1,45 @@
-"""The machine's floor for one iteration of the fit: the least time its memory and arithmetic allow.
+"""The machine's floor for one iteration of the fit: a lower bound on its time on this machine.
 
-One iteration must at least read x and y once (``2 n itemsize`` bytes) and do the fused kernel's arithmetic
-on every element. Counting the operations of the fused pass (Horner's form, residual, loss and the four
-gradient sums accumulated in the same loop, as in ``backends/numba_kernels.py``), per element, a fused
-multiply-add counting as one operation (it takes one issue slot, as an add or a multiply does):
+Every variant's iteration reads x and y (``2 n itemsize`` bytes) and computes, for each element, the
+residual ``r = p(x) - y`` of the current weights and its contributions to the loss and the four gradient
+sums. Two lower bounds on that time, each measured on the machine at hand by :mod:`bench.probe`:
 
-====================================  ====================================
-Horner ``((d x + c) x + b) x + a``        3  (multiply-adds)
-residual ``r = p - y``                    1
-loss ``+= r * r``                         1  (multiply-add)
-``grad_a += r``                           1
-``grad_b += r x`` (``rx = r * x``)        2
-``grad_c += rx x`` (``rx2 = rx * x``)     2
-``grad_d += rx2 x``                       1  (multiply-add)
-====================================  ====================================
+- **memory**: ``2 n itemsize / bandwidth(W, threads)``, the read bandwidth a dot product of two arrays
+  sustains at this configuration's own working set ``W = 2 n itemsize`` (so in whichever cache level, or
+  memory, such a working set lives when it is read again every iteration, as the fit reads it).
+- **arithmetic**: ``n / rate(dtype, threads)``, the elements per second at which the CPU's execution units
+  can do one iteration's per-element vector instructions (:data:`MIXES`, counted per vector below), timed
+  on arrays resident in L1, with independent accumulator chains (so no latency is charged), at every
+  vector width the CPU has, the fastest mix and width taken. ``n`` elements need at least ``n / lanes``
+  vectors, so the term is a bound even where a last vector is partial.
 
-11 operations per element, 5 of them multiply-adds (16 flops as flops are usually counted); the factor 2 of
-the gradient and the learning rate are applied once to the four sums, not per element. No rearrangement
-found needs fewer: each of the five sums costs at least one operation, the residual four.
+``floor_us = max(memory, arithmetic)``, for the best of the thread counts the probe measured up to the
+configuration's. The larger of two lower bounds is a lower bound; the sum would not be (an out-of-order
+core overlaps loads with arithmetic). What it leaves out only adds time: loop overhead, the horizontal sums
+and float64 accumulation across blocks, the weight update, a framework's dispatch, and the serial dependency
+of each iteration on the last one's sums (except that the parallel read bandwidth includes starting one
+parallel region per pass, as every parallel iteration must). ``x_floor = us_per_iter / floor_us`` says how
+far a variant is from it; below 1 by more than the probe's noise would mean the model is wrong.
 
-The machine's operation rate is half its flop rate as BLAS counts it (a matrix product is all multiply-adds,
-two flops each), and the probe measures that rate with a matrix product (:mod:`bench.probe`): the peak of
-the widest vector units.
+Per vector of elements (``lanes`` elements: 8 float64 or 16 float32 with AVX-512):
 
-``floor_us = max(bytes / bandwidth(working set), operations / operation rate)``, taking the bandwidth
-measured by the machine probe at that working-set size, and the better of the probe's thread counts that the
-configuration may use. It is a bound, not a prediction: no variant can beat it by more than the probe's own
-noise, and ``x_floor = us_per_iter / floor_us`` says how far a variant is from it.
+=========================================  ======  =========================  ===========================
+operation                                  fused   (Horner, reads x, y)       powers (reads x, x^2, x^3, y)
+=========================================  ======  =========================  ===========================
+prediction and residual                    3 multiply-adds + 1 subtract       1 subtract (a - y) + 3 m.-adds
+sum of r                                   1 add                              1 add
+sums of r x, r x^2                         2 multiplies + 2 adds              2 multiply-adds
+sum of r x^3                               1 multiply-add                     1 multiply-add
+loss, sum of r^2                           1 multiply-add                     1 multiply-add
+total                                      5 m.-adds, 2 multiplies, 4 adds    7 m.-adds, 2 adds
+=========================================  ======  =========================  ===========================
+
+Both need 7 instructions that multiply (Horner's three, r x, r x^2, r x^3, r^2; no rearrangement found needs
+fewer); they differ in the adds, which some CPUs issue to pipes of their own (AMD Zen 4) and others to the
+multiply-add ports (many Intel cores), so which is cheaper is the machine's to say. The factor 2 of the
+gradient and the learning rate apply once to the four sums, not per element. The bound holds for variants
+that do this per-element work each iteration, as every variant here does (precomputing the data's moments
+would make an iteration independent of n: a different algorithm, not a faster fit).
 """
 
 from __future__ import annotations
@@ -34,13 +47,34 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
-OPERATIONS_PER_ELEMENT = 11
-"""Floating-point operations per element of one iteration of the fused kernel, a multiply-add counting as one
-(table above)."""
 
-FLOPS_PER_OPERATION = 2
-"""Flops per operation at the probe's rate: a matrix product's operations are all multiply-adds."""
+@dataclass(frozen=True)
+class Mix:
+    """The vector instructions one vector of elements costs in one iteration: fused multiply-adds, multiplies,
+    and adds (a subtraction is an add), and the arrays each element reads."""
+
+    name: str
+    fma: int
+    mul: int
+    add: int
+    arrays: int
+
+
+FUSED = Mix("fused", fma=5, mul=2, add=4, arrays=2)
+"""The tuned Numba kernel's loop (``_block_sums`` in ``backends/numba_kernels.py``), per vector: Horner's
+three multiply-adds, the residual's subtraction, ``r x`` and ``r x^2`` (two multiplies), the sums of r,
+r x, r x^2 (three adds) and of r x^3, r^2 (two multiply-adds). ``tests/test_roofline.py`` counts them in
+the kernel's generated code."""
+
+POWERS = Mix("powers", fma=7, mul=0, add=2, arrays=4)
+"""The same iteration over precomputed powers of x (as NumPy's and JAX's tuned forms write it), per vector:
+``a - y`` (an add), ``+ b x + c x^2 + d x^3`` (three multiply-adds), the sum of r (an add) and of r x, r x^2,
+r x^3, r^2 (four multiply-adds): fewer instructions, more arrays to read."""
+
+MIXES = (FUSED, POWERS)
+"""The instruction mixes the probe times; the floor takes the fastest (which one wins depends on the CPU)."""
 
 READS_PER_ELEMENT = 2
 """Arrays read once per iteration: x and y."""
@@ -66,10 +100,10 @@ def bandwidth_at(working_set: float, points: Iterable[tuple[float, float]]) -> f
     return table[-1][1]
 
 
-def floor_us(n: int, itemsize: int, bandwidth_gb_per_s: float, gflop_per_s: float) -> float:
+def floor_us(n: int, itemsize: int, bandwidth_gb_per_s: float, gelem_per_s: float) -> float:
     """The larger of the memory time and the arithmetic time of one iteration, in microseconds."""
     memory_s = bytes_per_iteration(n, itemsize) / (bandwidth_gb_per_s * 1e9)
-    arithmetic_s = OPERATIONS_PER_ELEMENT * n / (gflop_per_s * 1e9 / FLOPS_PER_OPERATION)
+    arithmetic_s = n / (gelem_per_s * 1e9)
     return max(memory_s, arithmetic_s) * 1e6
 
 
@@ -82,15 +116,21 @@ def machine_floor_us(probe: Mapping | None, n: int, dtype: str, itemsize: int, t
     """``floor_us`` for one configuration from a probe record (:func:`bench.probe.measure`), or NaN without one.
 
     Each thread count the probe measured, up to ``threads``, gives a floor; the smallest is the machine's:
-    one core wins while a parallel pass costs more to start than it saves.
+    one core wins while a parallel pass costs more to start than it saves. The arithmetic rate is the
+    fastest of the probe's mixes and vector widths. A record of an older probe (another measure of the
+    arithmetic) gives NaN.
     """
     if not probe or "read" not in probe:
         return math.nan
     floors = []
     for count in {row["threads"] for row in probe["read"] if row["threads"] <= threads}:
         points = [(row["bytes"], row["gb_per_s"]) for row in probe["read"] if row["threads"] == count]
-        rates = [row["gflop_per_s"] for row in probe["arithmetic"] if row["threads"] == count and row["dtype"] == dtype]
+        rates = [
+            row["gelem_per_s"]
+            for row in probe.get("arithmetic", [])
+            if row["threads"] == count and row["dtype"] == dtype and "gelem_per_s" in row
+        ]
         if points and rates:
             working_set = bytes_per_iteration(n, itemsize)
-            floors.append(floor_us(n, itemsize, bandwidth_at(working_set, points), rates[0]))
+            floors.append(floor_us(n, itemsize, bandwidth_at(working_set, points), max(rates)))
     return min(floors, default=math.nan)

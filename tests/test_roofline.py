@@ -1,11 +1,17 @@
-"""The floor formula on numbers worked out by hand, and the machine probe's figures on a tiny run."""
+"""The floor formula on numbers worked out by hand, the machine probe's figures on a tiny run, and the
+probe's instruction mixes against the tuned kernel's generated code."""
 
 from __future__ import annotations
 
 import json
 import math
+import platform
+import re
+import subprocess
+import sys
 import time
 
+import numpy as np
 import pytest
 
 from bench import probe, roofline
@@ -20,21 +26,22 @@ PROBE = {
         {"threads": 2, "bytes": 1_048_576, "gb_per_s": 80.0},
     ],
     "arithmetic": [
-        {"threads": 1, "dtype": "float64", "gflop_per_s": 16.0},
-        {"threads": 2, "dtype": "float64", "gflop_per_s": 32.0},
-        {"threads": 1, "dtype": "float32", "gflop_per_s": 32.0},
-        {"threads": 2, "dtype": "float32", "gflop_per_s": 64.0},
+        {"threads": 1, "dtype": "float64", "mix": "fused", "vector_bits": 512, "gelem_per_s": 0.5},
+        {"threads": 1, "dtype": "float64", "mix": "powers", "vector_bits": 512, "gelem_per_s": 0.8},
+        {"threads": 2, "dtype": "float64", "mix": "fused", "vector_bits": 512, "gelem_per_s": 1.6},
+        {"threads": 1, "dtype": "float32", "mix": "fused", "vector_bits": 512, "gelem_per_s": 1.6},
+        {"threads": 2, "dtype": "float32", "mix": "fused", "vector_bits": 512, "gelem_per_s": 3.2},
     ],
 }
 
 
 def test_floor_is_the_larger_of_memory_and_arithmetic_time() -> None:
-    # n = 1000 float64: 16,000 bytes and 11,000 operations; 4 GFLOP/s as BLAS counts is 2e9 operations/s.
+    # n = 1000 float64: 16,000 bytes; at 0.5e9 elements/s the arithmetic takes 2 us.
     assert roofline.bytes_per_iteration(1000, 8) == 16_000
-    assert roofline.floor_us(1000, 8, bandwidth_gb_per_s=16.0, gflop_per_s=1e9) == pytest.approx(1.0)  # memory
-    assert roofline.floor_us(1000, 8, bandwidth_gb_per_s=1e9, gflop_per_s=4.0) == pytest.approx(5.5)  # arithmetic
-    assert roofline.floor_us(1000, 8, bandwidth_gb_per_s=4.0, gflop_per_s=4.0) == pytest.approx(5.5)
-    assert roofline.floor_us(1000, 8, bandwidth_gb_per_s=2.0, gflop_per_s=4.0) == pytest.approx(8.0)
+    assert roofline.floor_us(1000, 8, bandwidth_gb_per_s=16.0, gelem_per_s=1e9) == pytest.approx(1.0)  # memory
+    assert roofline.floor_us(1000, 8, bandwidth_gb_per_s=1e9, gelem_per_s=0.5) == pytest.approx(2.0)  # arithmetic
+    assert roofline.floor_us(1000, 8, bandwidth_gb_per_s=8.0, gelem_per_s=0.5) == pytest.approx(2.0)
+    assert roofline.floor_us(1000, 8, bandwidth_gb_per_s=4.0, gelem_per_s=0.5) == pytest.approx(4.0)
 
 
 def test_achieved_bandwidth() -> None:
@@ -51,20 +58,22 @@ def test_bandwidth_is_interpolated_in_log_size_and_held_beyond_the_ends() -> Non
         roofline.bandwidth_at(2048, [])
 
 
-def test_machine_floor_takes_the_best_thread_count_allowed() -> None:
-    # n = 1024 float64: 16,384 bytes (the first probe point), 11,264 operations; 16 GFLOP/s = 8e9 operations/s.
-    # 1 thread: max(16384 / 100e9, 11264 / 8e9) s = 1.408 us; 2 threads: max(1.6384, 0.704) us.
-    assert roofline.machine_floor_us(PROBE, 1024, "float64", 8, threads=2) == pytest.approx(1.408)
-    # n = 65536 float64: 1 MiB, 720,896 operations. 1 thread: max(26.2, 90.1) us; 2 threads: max(13.1, 45.1) us.
-    assert roofline.machine_floor_us(PROBE, 65_536, "float64", 8, threads=2) == pytest.approx(45.056)
-    assert roofline.machine_floor_us(PROBE, 65_536, "float64", 8, threads=1) == pytest.approx(90.112)
+def test_machine_floor_takes_the_best_thread_count_allowed_and_the_fastest_mix() -> None:
+    # n = 1024 float64: 16,384 bytes (the first probe point); 1 thread at the faster mix, 0.8e9 elements/s:
+    # max(16384 / 100e9, 1024 / 0.8e9) s = 1.28 us; 2 threads: max(1.6384, 0.64) us.
+    assert roofline.machine_floor_us(PROBE, 1024, "float64", 8, threads=2) == pytest.approx(1.28)
+    # n = 65536 float64: 1 MiB. 1 thread: max(26.2, 81.92) us; 2 threads: max(13.1, 40.96) us.
+    assert roofline.machine_floor_us(PROBE, 65_536, "float64", 8, threads=2) == pytest.approx(40.96)
+    assert roofline.machine_floor_us(PROBE, 65_536, "float64", 8, threads=1) == pytest.approx(81.92)
     assert math.isnan(roofline.machine_floor_us(None, 1024, "float64", 8, threads=2))
     assert math.isnan(roofline.machine_floor_us({"error": "no numba"}, 1024, "float64", 8, threads=2))
+    older = {**PROBE, "arithmetic": [{"threads": 1, "dtype": "float64", "gflop_per_s": 70.0}]}
+    assert math.isnan(roofline.machine_floor_us(older, 1024, "float64", 8, threads=1))  # another measure
 
 
 def test_probe_figures_are_positive_and_plausible() -> None:
     pytest.importorskip("numba")
-    figures = probe.measure(threads=2, sizes=(16 * 1024, 1 << 20), target_s=0.002, rounds=1)
+    figures = probe.measure(threads=2, sizes=(16 * 1024, 1 << 20), target_s=0.002, rounds=1, arithmetic_rounds=1)
     assert {row["bytes"] for row in figures["read"]} == {16 * 1024, 1 << 20}
     for row in figures["read"]:
         # One thread: from a busy shared core to any cache there is. Several threads on a tiny working set
@@ -73,8 +82,9 @@ def test_probe_figures_are_positive_and_plausible() -> None:
         low = 0.05 if row["threads"] == 1 else 0.0
         assert low < row["gb_per_s"] < 10_000, row
     assert {row["dtype"] for row in figures["arithmetic"]} == {"float64", "float32"}
+    assert {row["mix"] for row in figures["arithmetic"]} == {mix.name for mix in roofline.MIXES}
     for row in figures["arithmetic"]:
-        assert 0.01 < row["gflop_per_s"] < 100_000, row
+        assert 0.001 < row["gelem_per_s"] < 10_000, row  # a shared core at its worst to any CPU there is
     assert figures["version"] == probe.PROBE_VERSION
 
 
@@ -117,6 +127,100 @@ def test_a_measured_working_set_gives_its_own_bandwidth_not_an_interpolation() -
     cliff = [(64 << 20, 48.0), (160_000_000, 24.0), (256 << 20, 22.0)]
     assert roofline.bandwidth_at(160_000_000, cliff) == 24.0
     assert roofline.bandwidth_at(160_000_000, [cliff[0], cliff[2]]) > 30  # what interpolation alone would say
+
+
+def hot_loop_mix(assembly: str) -> tuple[dict[str, int], set[str]]:
+    """The vector multiply-adds, multiplies and adds (subtractions included) of the innermost loop with the
+    most multiply-adds in x86 assembly (AT&T syntax, as LLVM prints it), and the vector registers they use.
+
+    A loop is the code from a label to a later jump back to it; of the loops with the most multiply-adds
+    (an outer loop holds its inner loop's), the shortest.
+    """
+    lines = assembly.splitlines()
+    labels = {m[1]: i for i, line in enumerate(lines) if (m := re.match(r"^(\.LBB\w+):", line))}
+    loops = []
+    for end, line in enumerate(lines):
+        target = re.match(r"^\s+j\w+\s+(\.LBB\w+)", line)
+        if target and labels.get(target[1], end) < end:
+            loops.append(lines[labels[target[1]] + 1 : end])
+    patterns = {"fma": r"vfn?m(add|sub)(132|213|231)p[sd]", "mul": r"vmulp[sd]", "add": r"v(add|sub)p[sd]"}
+
+    def count(body):
+        found = {kind: 0 for kind in patterns}
+        registers = set()
+        for line in body:
+            for kind, pattern in patterns.items():
+                if re.match(rf"^\s+{pattern}\s", line):
+                    found[kind] += 1
+                    registers |= set(re.findall(r"%([xyz]mm)\d+", line))
+        return found, registers
+
+    counted = [(*count(body), len(body)) for body in loops]
+    most = max(found["fma"] for found, _, _ in counted)
+    found, registers, _ = min((c for c in counted if c[0]["fma"] == most), key=lambda c: c[2])
+    return found, registers
+
+
+def per_vector(found: dict[str, int], mix: roofline.Mix) -> int:
+    """How many vectors one trip of the loop handles if its counts are that many times the mix's, else 0."""
+    trips = found["fma"] // mix.fma
+    same = found == {"fma": trips * mix.fma, "mul": trips * mix.mul, "add": trips * mix.add}
+    return trips if trips and same else 0
+
+
+WIDEST_REGISTER = {128: "xmm", 256: "ymm", 512: "zmm"}
+
+KERNEL_ASSEMBLY = """
+import json, sys
+from backends.numba_backend import widest_vectors
+widest_vectors()  # as a worker does before Numba is imported
+import numba, numpy as np
+from backends import numba_kernels
+sums = numba_kernels._block_sums
+copy = numba.njit(**{**sums.targetoptions, "cache": False})(sums.py_func)  # cached code cannot be inspected
+out = {}
+for dtype in (np.float64, np.float32):
+    x = np.linspace(0.5, 1.0, 4096).astype(dtype)
+    copy(x, x, *(dtype(0.5),) * 4)
+    out[np.dtype(dtype).name] = copy.inspect_asm(copy.signatures[-1])
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def kernel_assembly() -> dict[str, str]:
+    """The tuned Numba kernel's generated code per dtype, compiled in a child process as a worker compiles it."""
+    pytest.importorskip("numba")
+    done = subprocess.run([sys.executable, "-c", KERNEL_ASSEMBLY], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="reads x86 assembly")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_probes_fused_mix_is_the_tuned_kernels_generated_code(kernel_assembly, dtype) -> None:
+    from bench.probe_kernels import host_target, vector_widths
+
+    found, registers = hot_loop_mix(kernel_assembly[dtype])
+    assert per_vector(found, roofline.FUSED), f"{found} is not a multiple of {roofline.FUSED}"
+    widest = max(vector_widths(host_target()[1]))
+    assert registers == {WIDEST_REGISTER[widest]}, "the kernel is not at the widest vectors the probe measures"
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="reads x86 assembly")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_probes_arithmetic_kernels_issue_their_mix_at_their_width(dtype) -> None:
+    pytest.importorskip("llvmlite")
+    from bench.probe_kernels import CHAINS, mix_kernels
+
+    kernels = mix_kernels(dtype)
+    assert {(kernel.mix, kernel.bits) for kernel in kernels} >= {(mix, 128) for mix in roofline.MIXES}
+    for kernel in kernels:
+        found, registers = hot_loop_mix(kernel.assembly)
+        assert per_vector(found, kernel.mix) == CHAINS, (kernel.mix, kernel.bits, found)
+        assert registers == {WIDEST_REGISTER[kernel.bits]}, (kernel.mix, kernel.bits, registers)
+        data = kernel.data()
+        kernel.run(2, data)
+        assert np.isfinite(data[1]).all() and data[1].any()
 
 
 class _Done:
