@@ -23,12 +23,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.runs import variant_label
+
 FULL_SIZES = (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 """The full preset's sizes (``bench.config.PRESETS["full"]``)."""
 
 RUN_OPTIONS = ("--formulations", "tuned", "--devices", "cpu", "--repeats", "5", "--budget", "2", "--fit-budget", "0.4")
 """Five timed fits per configuration within 2 s, each fit's loop shortened to about 0.4 s (at 10^7 NumPy takes
 tens of milliseconds an iteration): the whole check takes a few minutes on 2 cores."""
+
+
+COLUMNS = ["backend", "grad", "mode", "formulation"]
 
 
 def iterations_for(n: int) -> int:
@@ -61,10 +66,6 @@ def load() -> str:
     return f"load average {os.getloadavg()[0]:.2f} on {len(os.sched_getaffinity(0))} cores"
 
 
-def label(row: pd.Series) -> str:
-    return f"{row['backend']} {row['grad']}/{row['mode']} {row['formulation']}"
-
-
 def verdict(summary: pd.DataFrame, threshold: float) -> tuple[list[str], list[str], bool]:
     """The fastest variant per (dtype, n) as lines of a table, the lines of the rows under ``threshold``, and
     whether the check passed (at least one ok row with a floor, none under the threshold)."""
@@ -73,11 +74,11 @@ def verdict(summary: pd.DataFrame, threshold: float) -> tuple[list[str], list[st
     for (dtype, n), part in rows.groupby(["dtype", "n"]):
         best = part.loc[part["us_per_iter"].idxmin()]
         table.append(
-            f"{dtype:8} {n:>9}  {label(best):38} {best['us_per_iter']:>10.4g} {best['floor_us']:>10.4g}"
-            f" {best['x_floor']:>8.3f}"
+            f"{dtype:8} {n:>9}  {variant_label(*best[COLUMNS]):38} {best['us_per_iter']:>10.4g}"
+            f" {best['floor_us']:>10.4g} {best['x_floor']:>8.3f}"
         )
     under = [
-        f"{row['dtype']} n={row['n']} {label(row)}: x_floor {row['x_floor']:.3f}"
+        f"{row['dtype']} n={row['n']} {variant_label(*row[COLUMNS])}: x_floor {row['x_floor']:.3f}"
         f" ({row['us_per_iter']:.4g} us/iter, floor {row['floor_us']:.4g} us)"
         for _, row in rows[rows["x_floor"] < threshold].iterrows()
     ]

@@ -12,6 +12,7 @@ import sys
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench import probe, roofline
@@ -227,3 +228,33 @@ class _Done:
     returncode = 0
     stdout = json.dumps(PROBE)
     stderr = ""
+
+
+def test_hot_loop_counts_catch_a_mix_that_drifted() -> None:
+    loop = ["vfmadd213pd %zmm1, %zmm2, %zmm3"] * 5 + ["vmulpd %zmm1, %zmm2, %zmm4"] * 2 + ["vaddpd %zmm1, %zmm5, %zmm5"]
+    assembly = "\n".join(["f:", ".LBB0_1:", *(f"\t{line}" for line in loop), "\tjne\t.LBB0_1", "\tretq"])
+    found, registers = hot_loop_mix(assembly)
+    assert found == {"fma": 5, "mul": 2, "add": 1} and registers == {"zmm"}
+    assert per_vector(found, roofline.FUSED) == 0  # 1 add where the mix has 4
+    assert per_vector({"fma": 10, "mul": 4, "add": 8}, roofline.FUSED) == 2
+
+
+def test_check_floor_fails_on_a_row_under_the_threshold(tmp_path, capsys) -> None:
+    from bench import check_floor
+
+    row = dict(backend="numba", grad="manual", mode="jit-loop", formulation="tuned", dtype="float64", n=100)
+    rows = [
+        {**row, "status": "ok", "us_per_iter": 1.0, "floor_us": 0.5, "x_floor": 2.0},
+        {**row, "mode": "jit-loop-parallel", "status": "ok", "us_per_iter": 2.0, "floor_us": 0.5, "x_floor": 4.0},
+        {**row, "n": 1000, "status": "ok", "us_per_iter": 0.9, "floor_us": 1.0, "x_floor": 0.9},
+        {**row, "n": 1000, "status": "failed", "us_per_iter": math.nan, "floor_us": math.nan, "x_floor": math.nan},
+    ]
+    path = tmp_path / "summary.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    assert check_floor.main(["--summary", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "n=1000 numba manual/jit-loop tuned: x_floor 0.900" in out and "FAILED" in out
+    assert check_floor.main(["--summary", str(path), "--threshold", "0.85"]) == 0
+    table, under, passed = check_floor.verdict(pd.DataFrame(rows[:2]), 0.95)
+    assert passed and not under and "jit-loop tuned" in table[1] and "2.000" in table[1]  # the fastest of n=100
+    assert not check_floor.verdict(pd.DataFrame(rows[3:]), 0.95)[2]  # nothing to check is no pass
