@@ -8,9 +8,11 @@ valid choices, exit status 2, and nothing is written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -24,14 +26,14 @@ from rich.table import Table
 
 from backends import BackendUnavailable, RegistryError, backend_class, load_backend, registry
 from backends.contract import DEVICES, DTYPES, FORMULATIONS, GRADS, MODES
-from bench import results
+from bench import exitcodes, results, runfolder
 from bench.config import PRESETS, Sweep
 from bench.environment import PROJECT_ROOT, fingerprint, host_name
 from bench.probe import probe
 from bench.progress import SweepProgress
 from bench.report import FORMATS, command_report
-from bench.runner import Sweeper, cpu_working_sets, done_keys, plan
-from bench.runs import LATEST, load_run, run_folders, run_info
+from bench.runner import Sweeper, cpu_working_sets, plan
+from bench.runs import LATEST, Run, load_run, run_folders, run_info
 
 RESULTS_DIR = PROJECT_ROOT / "results"
 COMPARE_FORMATS = ("table", "md", "json")
@@ -40,6 +42,10 @@ COMPARE_FORMATS = ("table", "md", "json")
 
 class UsageError(Exception):
     """A bad command line: reported as one line, exit status 2."""
+
+
+class DiskFullStop(Exception):
+    """The run folder's disk filled up: reported as one line, exit status 3."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -218,18 +224,25 @@ def fraction(text: str, what: str) -> float:
 
 
 def check_writable(folder: Path) -> None:
-    """Refuse a folder that exists already or whose nearest existing parent cannot be written."""
+    """Refuse a folder that exists already, is being written, or cannot be created and written (found by
+    trying, before any work: see :func:`bench.runfolder.unwritable`)."""
+    if folder.is_dir() and (other := runfolder.holder(folder)):
+        raise UsageError(f"output folder {folder} is being written by another run ({other}); choose another --out")
     if (folder / "sweep.json").is_file():
         raise UsageError(
             f"output folder {folder} holds a run already; finish it with --resume {folder}, or choose another --out"
         )
-    if folder.exists():
+    if folder.exists() or folder.is_symlink():
         raise UsageError(f"output folder {folder} exists and is not a run folder; choose another --out")
-    parent = folder.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot create output folder {folder}: {parent} is not a writable folder")
+    if reason := runfolder.unwritable(folder):
+        raise UsageError(f"cannot create output folder {folder}: {reason}")
+
+
+def read_sweep(folder: Path) -> Sweep:
+    """The sweep a run folder's sweep.json records (ValueError, TypeError or KeyError when damaged)."""
+    data = json.loads((folder / "sweep.json").read_text())
+    data["points"] = tuple(tuple(p) for p in data["points"])
+    return Sweep(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 def run_to_resume(args: argparse.Namespace) -> tuple[Path, Sweep, str]:
@@ -246,9 +259,7 @@ def run_to_resume(args: argparse.Namespace) -> tuple[Path, Sweep, str]:
     if not (folder / "sweep.json").is_file() or not (folder / "environment.json").is_file():
         raise UsageError(f"--resume {folder}: not a run folder (a run folder holds sweep.json and environment.json)")
     try:
-        data = json.loads((folder / "sweep.json").read_text())
-        data["points"] = tuple(tuple(p) for p in data["points"])
-        sweep = Sweep(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        sweep = read_sweep(folder)
         run_id = json.loads((folder / "environment.json").read_text())["run_id"]
     except (ValueError, TypeError, KeyError) as error:
         raise UsageError(f"--resume {folder}: damaged sweep.json or environment.json ({error!r})") from error
@@ -259,7 +270,7 @@ def run_to_resume(args: argparse.Namespace) -> tuple[Path, Sweep, str]:
             f"--resume {folder}: the run used backend {', '.join(unknown)}, unknown here (known: {', '.join(known)});"
             " add it with ARRAYBENCH_BACKENDS=module:Class or an entry point"
         )
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if os.statvfs(folder).f_flag & os.ST_RDONLY or not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"--resume {folder}: the folder cannot be written")
     return folder, sweep, run_id
 
@@ -276,25 +287,36 @@ def nothing_selected(sweep: Sweep) -> str:
 def command_run(args: argparse.Namespace, console: Console) -> int:
     if args.resume:
         folder, sweep, run_id = run_to_resume(args)
-        configs = plan(sweep)
-        done = done_keys(folder)
-        configs = [c for c in configs if c.key not in done]
-    else:
-        sweep = sweep_from(args)
-        run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + host_name()
-        folder = Path(args.out) if args.out is not None else RESULTS_DIR / run_id
-        check_writable(folder)
-        configs = plan(sweep)
-        if not configs:
-            raise UsageError(nothing_selected(sweep))
-        environment = {"run_id": run_id, **fingerprint(sweep.threads)}
-        if not args.no_probe:
-            console.print("arraybench: probing the machine's bandwidth and arithmetic rate", highlight=False)
-            environment["probe"] = probe(sweep.threads, environment, cpu_working_sets(configs))
-        folder.mkdir(parents=True)
-        (folder / "environment.json").write_text(json.dumps(environment, indent=1))
-        (folder / "sweep.json").write_text(json.dumps(asdict(sweep), indent=1))
+        with runfolder.locked(folder):
+            configs = plan(sweep)
+            runfolder.check(folder, run_id, [c.key for c in configs], whole_lines=True)
+            runfolder.repair(folder)
+            done = runfolder.done_keys(folder)
+            return sweep_into(folder, sweep, run_id, [c for c in configs if c.key not in done], console)
+    sweep = sweep_from(args)
+    run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + host_name()
+    folder = Path(args.out) if args.out is not None else RESULTS_DIR / run_id
+    check_writable(folder)
+    configs = plan(sweep)
+    if not configs:
+        raise UsageError(nothing_selected(sweep))
+    environment = {"run_id": run_id, **fingerprint(sweep.threads)}
+    if not args.no_probe:
+        console.print("arraybench: probing the machine's bandwidth and arithmetic rate", highlight=False)
+        environment["probe"] = probe(sweep.threads, environment, cpu_working_sets(configs))
+    runfolder.make(folder)
+    try:
+        with runfolder.locked(folder):
+            runfolder.write_json(folder / "environment.json", environment)
+            runfolder.write_json(folder / "sweep.json", asdict(sweep))
+            return sweep_into(folder, sweep, run_id, configs, console)
+    except results.DiskFull as error:  # sweep_into reports its own: this is the metadata, before any row
+        shutil.rmtree(folder, ignore_errors=True)  # made above, and holding no row
+        raise DiskFullStop(f"{error.strerror}; nothing was run, and {folder} is removed again") from None
 
+
+def sweep_into(folder: Path, sweep: Sweep, run_id: str, configs: list, console: Console) -> int:
+    """Run ``configs`` into ``folder`` (locked by the caller); print the summary and the status line."""
     console.print(
         f"arraybench: {len(configs)} configurations, {sweep.threads} threads each, into {folder}",
         highlight=False,
@@ -302,7 +324,8 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     )
     progress = SweepProgress(len(configs), console)
     sweeper = Sweeper(sweep, folder, run_id, host_name(), progress)
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM ends a sweep as Ctrl-C does
+    # SIGTERM and SIGHUP (the terminal closed) end a sweep as Ctrl-C does: rows on disk, resumable.
+    previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
     sweeper.probe = json.loads((folder / "environment.json").read_text()).get("probe")
     try:
         sweeper.run(configs)
@@ -311,15 +334,28 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
         message = (
             f"interrupted: finished configurations are in {folder}; finish with: python -m bench run --resume {folder}"
         )
-        console.print(message, highlight=False, soft_wrap=True)
-        return 130
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            console.print(message, highlight=False, soft_wrap=True)
+        return exitcodes.INTERRUPTED
+    except results.DiskFull as error:
+        progress.close()
+        raise DiskFullStop(
+            f"{error.strerror}; the configurations finished before are intact in {folder}; free some space, then"
+            f" finish with: python -m bench run --resume {folder}"
+        ) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     progress.close()
     environment_path = folder / "environment.json"
     environment = json.loads(environment_path.read_text())
     environment.setdefault("workers", {}).update(sweeper.worker_facts)
-    environment_path.write_text(json.dumps(environment, indent=1))
+    try:
+        runfolder.write_json(environment_path, environment)
+    except results.DiskFull as error:
+        raise DiskFullStop(
+            f"{error.strerror}; every configuration is in {folder}, but not the workers' facts"
+        ) from None
 
     from bench.report import print_summary
 
@@ -330,6 +366,18 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     console.print(f"status: {counts}", highlight=False, soft_wrap=True)
     console.print(f"run folder: {folder}", highlight=False, soft_wrap=True)
     return 0 if set(statuses) <= {"ok", "skipped"} else 1
+
+
+def checked(run: Run) -> Run:
+    """``run``, once its folder holds nothing of another run or sweep and no row twice (see
+    :func:`runfolder.check`); the sweep is known where sweep.json can be read and names backends known here."""
+    planned = None
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError, RegistryError):
+        sweep = read_sweep(run.folder)
+        if set(sweep.backends) <= set(registry()):
+            planned = [c.key for c in plan(sweep)]
+    runfolder.check(run.folder, None, planned)  # the rows' run ids must agree (a resume also checks environment.json's)
+    return run
 
 
 def command_import(args: argparse.Namespace, console: Console) -> int:
@@ -390,11 +438,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return command_run(args, console)
         if args.command == "report":
-            return command_report(load_run(args.run, RESULTS_DIR), args.format, console)
+            return command_report(checked(load_run(args.run, RESULTS_DIR)), args.format, console)
         if args.command == "plot":
             from bench.plots import command_plot
 
-            return command_plot(load_run(args.run, RESULTS_DIR), console)
+            return command_plot(checked(load_run(args.run, RESULTS_DIR)), console)
         if args.command == "compare":
             from bench.compare import command_compare
 
@@ -414,6 +462,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_runs(console)
         print(json.dumps(fingerprint(), indent=1))
         return 0
-    except (UsageError, RegistryError, results.ResultsError) as error:
+    except (UsageError, RegistryError, results.ResultsError, runfolder.FolderError) as error:
         print(f"python -m bench: error: {error}", file=sys.stderr)
-        return 2
+        return exitcodes.BAD_INPUT
+    except DiskFullStop as error:
+        print(f"python -m bench: error: {error}", file=sys.stderr)
+        return exitcodes.DISK_FULL

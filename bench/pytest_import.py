@@ -14,6 +14,7 @@ from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 
+from bench import runfolder
 from bench.config import Configuration
 from bench.protocol import ProtocolError, Reply
 from bench.results import ResultsError
@@ -90,5 +91,5 @@ def write_run_folder(path: Path, data: dict, found: list[tuple[Configuration, Re
         "pytest_benchmark": {k: data.get(k) for k in ("version", "datetime", "commit_info")}
         | {"machine_info": {k: v for k, v in machine.items() if k != "arraybench"}},
     }
-    (folder / "environment.json").write_text(json.dumps(environment, indent=1))
+    runfolder.write_json(folder / "environment.json", environment)
     return statuses

@@ -6,7 +6,10 @@ sweep leaves valid CSVs holding every finished configuration.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -64,20 +67,48 @@ def seconds_per_iteration(raw: pd.DataFrame) -> pd.Series:
     return raw["seconds"] / timed.fillna(raw["iterations"])
 
 
+class DiskFull(OSError):
+    """A run folder's file could not be written for want of space (exit status 3); what was written
+    before is intact."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        try:
+            free = f"{shutil.disk_usage(path.parent).free:,} bytes free"
+        except OSError:
+            free = "free space unknown"
+        super().__init__(error.errno, f"no space left on the disk writing {path} ({free} on its file system)")
+        self.path = path
+
+    @staticmethod
+    def applies(error: OSError) -> bool:
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def append_rows(folder: Path, kind: str, rows: list[dict]) -> None:
     """Append ``rows`` to the run folder's ``kind`` CSV (with the header on first use) and flush them to disk.
 
-    The rows go out in one ``write`` call, so a killed runner leaves whole rows, never half of one.
+    The rows go out in one ``write`` call, so a killed runner leaves whole rows, never half of one; a write
+    that fails part way (a full disk) is cut back to where it started, and raises :class:`DiskFull`.
     """
     if not rows:
         return
     path = folder / FILES[kind]
     header = not path.exists() or path.stat().st_size == 0
     data = pd.DataFrame(rows, columns=COLUMNS[kind]).to_csv(header=header, index=False).encode()
-    with path.open("ab", buffering=0) as file:
-        while data:
-            data = data[file.write(data) :]
-        os.fsync(file.fileno())
+    try:
+        with path.open("ab", buffering=0) as file:
+            start = file.seek(0, os.SEEK_END)
+            try:
+                while data:
+                    data = data[file.write(data) :]
+                os.fsync(file.fileno())
+            except OSError:
+                file.truncate(start)
+                raise
+    except OSError as error:
+        if DiskFull.applies(error):
+            raise DiskFull(path, error) from None
+        raise
 
 
 def drop_partial_line(path: Path) -> None:
@@ -88,10 +119,13 @@ def drop_partial_line(path: Path) -> None:
             file.truncate(data.rfind(b"\n") + 1)
 
 
-def read_csv(path: Path, kind: str = "summary", *, may_be_empty: bool = False) -> pd.DataFrame:
+def read_csv(
+    path: Path, kind: str = "summary", *, may_be_empty: bool = False, whole_lines: bool = False
+) -> pd.DataFrame:
     """Read and check one of arraybench's CSVs; raise :class:`ResultsError` with a clear reason.
 
-    ``may_be_empty`` turns a missing, empty or header-only file into an empty table instead of an error.
+    ``may_be_empty`` turns a missing, empty or header-only file into an empty table instead of an error;
+    ``whole_lines`` reads past an incomplete last line (a cut write) instead of refusing the file.
     """
     path = Path(path)
     if path.is_dir():
@@ -105,12 +139,21 @@ def read_csv(path: Path, kind: str = "summary", *, may_be_empty: bool = False) -
         if may_be_empty:
             return nothing
         raise ResultsError(f"{path}: is empty")
-    with path.open("rb") as file:
-        file.seek(-1, os.SEEK_END)
-        if file.read(1) != b"\n":
-            raise ResultsError(f"{path}: truncated (its last line is incomplete)")
+    source: Path | io.BytesIO = path
+    if whole_lines:
+        data = path.read_bytes()
+        source = io.BytesIO(data[: data.rfind(b"\n") + 1])
+        if not source.getbuffer().nbytes:
+            if may_be_empty:
+                return nothing
+            raise ResultsError(f"{path}: truncated (not even its header line is complete)")
+    else:
+        with path.open("rb") as file:
+            file.seek(-1, os.SEEK_END)
+            if file.read(1) != b"\n":
+                raise ResultsError(f"{path}: truncated (its last line is incomplete)")
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(source)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise ResultsError(f"{path}: not a readable CSV ({error})") from error
     missing = [c for c in COLUMNS[kind] if c not in frame.columns]

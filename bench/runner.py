@@ -3,7 +3,8 @@
 Frameworks never share a timing process: each (backend, device) group runs in its own fresh worker, and a
 worker that hangs (killed after the timeout) or crashes is replaced by a fresh one for the rest of the
 group, as is one whose framework raised (its state can no longer be trusted). Each configuration's rows
-are written and flushed as soon as it finishes; Ctrl-C or SIGTERM is held back while they are written.
+are written and flushed as soon as it finishes; Ctrl-C, SIGTERM or SIGHUP is held back while they are
+written.
 """
 
 from __future__ import annotations
@@ -30,13 +31,13 @@ import numpy as np
 from backends import backend_class
 from backends.contract import FitResult, default_learning_rate
 from backends.reference import loss_relative_error, reference_fit, relative_error
-from bench import results, roofline
+from bench import oomkill, results, roofline
 from bench.config import Configuration, Sweep
 from bench.memory import host_shortfall
 from bench.protocol import ProtocolError, Reply, Request
 from bench.stats import summarise
 
-INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def worker_environment(threads: int) -> dict[str, str]:
@@ -56,7 +57,8 @@ def worker_environment(threads: int) -> dict[str, str]:
 
 
 class WorkerFailure(RuntimeError):
-    """The worker hung (``status = "timeout"``) or died (``status = "failed"``)."""
+    """The worker hung (``status = "timeout"``), died (``"failed"``; ``"oom"`` when the kernel's
+    out-of-memory killer killed it) or sent a broken reply (``"failed"``)."""
 
     def __init__(self, status: str, reason: str) -> None:
         super().__init__(reason)
@@ -75,6 +77,9 @@ class WorkerProcess:
         )  # fmt: skip
         self.replies: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
+        self.cgroup = oomkill.memory_cgroup(self.process.pid)
+        self.oom_counters: dict[str, int] = {}
+        """The memory cgroup's OOM counters before the current request (see :mod:`bench.oomkill`)."""
 
     def _read(self) -> None:
         for line in self.process.stdout:  # type: ignore[union-attr]
@@ -84,6 +89,7 @@ class WorkerProcess:
     def request(self, request: Request, timeout_s: float) -> Reply:
         """Send one request and return its reply; raise :class:`WorkerFailure` on a hang, a crash or a reply
         that is not the answer to ``request`` (the worker is then killed: what it says can't be trusted)."""
+        self.oom_counters = oomkill.counters(self.cgroup)
         try:
             self.process.stdin.write(request.to_line())  # type: ignore[union-attr]
             self.process.stdin.flush()  # type: ignore[union-attr]
@@ -96,22 +102,26 @@ class WorkerProcess:
         except BrokenPipeError:
             line = None
         if line is None:
-            raise WorkerFailure("failed", self._death())
+            raise WorkerFailure(*self._death())
         try:
             return Reply.from_line(line, request.id)
         except ProtocolError as error:
             self.kill()
             raise WorkerFailure("failed", f"a broken reply from the worker: {error}"[:600]) from None
 
-    def _death(self) -> str:
-        """How the worker died, with the tail of its error output."""
+    def _death(self) -> tuple[str, str]:
+        """The status (``oom`` when the kernel's out-of-memory killer did it, else ``failed``) and how the
+        worker died, with the tail of its error output."""
         code = self.process.wait()
         how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+        status = "failed"
         if code == -signal.SIGKILL:
-            how += " (possibly the out-of-memory killer)"
+            found = oomkill.evidence(self.process.pid, self.cgroup, self.oom_counters)
+            status = "oom" if found else "failed"
+            how += f" from the kernel's out-of-memory killer ({found})" if found else " (possibly the OOM killer)"
         self.stderr.seek(0)
         tail = error_tail(self.stderr.read().decode(errors="replace"))
-        return f"worker {how}" + (f": {tail}" if tail else "")[:600]
+        return status, (f"worker {how}" + (f": {tail}" if tail else ""))[:600]
 
     def kill(self) -> None:
         """Kill the worker and anything it started."""
@@ -146,7 +156,7 @@ def error_tail(text: str) -> str:
 
 @contextlib.contextmanager
 def interrupts_held() -> Iterator[None]:
-    """Hold back Ctrl-C and SIGTERM until the block is done, then raise :class:`KeyboardInterrupt`."""
+    """Hold back Ctrl-C, SIGTERM and SIGHUP until the block is done, then raise :class:`KeyboardInterrupt`."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -355,23 +365,3 @@ class Sweeper:
 def plan(sweep: Sweep) -> list[Configuration]:
     """Every configuration of ``sweep``, from the variants each backend declares."""
     return sweep.configurations({name: backend_class(name).variants for name in sweep.backends})
-
-
-def done_keys(folder: Path) -> set[tuple]:
-    """Keys of the configurations already in the folder's summary.csv (for ``--resume``).
-
-    An incomplete last line (a write cut short) is dropped from every CSV, and so are rows of raw.csv and
-    losses.csv whose configuration never reached summary.csv (the runner was stopped between the writes),
-    so that the resumed run repeats those configurations cleanly.
-    """
-    paths = {kind: folder / name for kind, name in results.FILES.items()}
-    for path in paths.values():
-        results.drop_partial_line(path)
-    summary = results.read_csv(paths["summary"], "summary", may_be_empty=True)
-    keys = set(summary[results.KEY_COLUMNS].itertuples(index=False, name=None))
-    for kind in ("raw", "losses"):
-        frame = results.read_csv(paths[kind], kind, may_be_empty=True)
-        keep = [key in keys for key in frame[results.KEY_COLUMNS].itertuples(index=False, name=None)]
-        if not all(keep):
-            frame[keep].to_csv(paths[kind], index=False)
-    return keys

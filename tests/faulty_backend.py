@@ -10,11 +10,17 @@ with the NumPy tutorial loop. Faults strike inside the timed fit, after the work
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
+import json
 import math
 import os
+import stat
 import sys
 import time
+
+import numpy as np
 
 from backends.contract import Backend, Fit, FitResult, Problem, Variant
 from backends.numpy_backend import fit_tutorial
@@ -29,7 +35,14 @@ FAULTS = {
     11: "nan",  # the losses turn NaN from the second logged iteration on: divergence
     12: "malformed",  # a result with three weights instead of four
     13: "slow",  # correct, but every fit takes SLOW_S seconds (to interrupt a sweep in mid-run)
+    17: "hog",  # touches memory in 64 MiB steps up to HOG_BYTES: where a memory cgroup limits it, the
+    # kernel's out-of-memory killer ends the worker with SIGKILL
+    18: "garbage",  # a line that is not JSON on the worker's reply channel, as a native library might write
+    19: "stale",  # a well-formed reply line to another request on the reply channel
+    20: "wrong-shape",  # weights that are strings, not numbers
+    21: "chatter",  # prints on stdout (Python's and the C file descriptor's): must stay harmless
 }
+HOG_BYTES = 4 * 2**30
 SLOW_S = 0.4
 FREE_MEMORY_BYTES = 2**20
 """The memory the faulty backend says its device has free: an n whose estimate exceeds it is skipped."""
@@ -59,13 +72,37 @@ def faulty_fit(fault: str, fit: Fit) -> FitResult:
         raise MemoryError("faulty backend: cannot allocate 8 GiB")
     elif fault == "slow":
         time.sleep(SLOW_S)
+    elif fault == "hog":
+        hog = [np.ones(2**23) for _ in range(HOG_BYTES // 2**26)]  # 8 Mi float64 = 64 MiB each, written
+        del hog
+    elif fault in ("garbage", "stale"):
+        line = "not json: framework says hello\n"
+        if fault == "stale":
+            line = json.dumps({"id": 0, "status": "skipped", "reason": "stale", "schema_version": 1}) + "\n"
+        os.write(reply_channel(), line.encode())
+    elif fault == "chatter":
+        print("faulty backend: chatter on Python's stdout", flush=True)
+        os.write(1, b"faulty backend: chatter on file descriptor 1\n")
     result = fit()
     if fault == "nan":
         losses = result.logged_losses[:1] + [math.nan] * (len(result.logged_losses) - 1)
         return FitResult(result.weights, math.nan, losses)
     if fault == "malformed":
         return FitResult(result.weights[:3], result.final_loss, result.logged_losses)  # type: ignore[arg-type]
+    if fault == "wrong-shape":
+        return FitResult(tuple(map(str, result.weights)), result.final_loss, result.logged_losses)  # type: ignore[arg-type]
     return result
+
+
+def reply_channel() -> int:
+    """The worker's reply pipe: the one write-only pipe among this process's file descriptors (fd 1 is
+    pointed at stderr while a worker runs)."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        with contextlib.suppress(OSError):
+            if stat.S_ISFIFO(os.fstat(fd).st_mode) and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY:
+                return fd
+    raise RuntimeError("faulty backend: no reply channel found")
 
 
 class FaultyBackend(Backend):

@@ -228,7 +228,7 @@ def same_results(run: Path, whole: Path) -> None:
     pd.testing.assert_frame_equal(results.read_csv(run, "raw")[raw], results.read_csv(whole, "raw")[raw])
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=lambda s: s.name)
 def test_an_interrupted_sweep_keeps_what_finished_and_resume_completes_it(tmp_path, whole_run, sig):
     run = tmp_path / "run"
     sweep = start_bench("run", *INTERRUPTIBLE, "--out", str(run))
@@ -254,6 +254,7 @@ def test_an_interrupted_sweep_keeps_what_finished_and_resume_completes_it(tmp_pa
         keys = set(results.read_csv(run, kind)[results.KEY_COLUMNS].itertuples(index=False))
         assert set(finished[results.KEY_COLUMNS].itertuples(index=False)) <= keys
 
+    assert (run / ".lock").is_file()  # the lock file of the stopped run: its lock died with it, it blocks nobody
     resumed = bench("run", "--resume", str(run))
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"arraybench: {8 - len(finished)} configurations" in resumed.stdout
