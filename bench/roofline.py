@@ -14,12 +14,14 @@ sums. Two lower bounds on that time, each measured on the machine at hand by :mo
   vectors, so the term is a bound even where a last vector is partial.
 
 ``floor_us = max(memory, arithmetic)``, for the best of the thread counts the probe measured up to the
-configuration's. The larger of two lower bounds is a lower bound; the sum would not be (an out-of-order
-core overlaps loads with arithmetic). What it leaves out only adds time: loop overhead, the horizontal sums
-and float64 accumulation across blocks, the weight update, a framework's dispatch, and the serial dependency
-of each iteration on the last one's sums (except that the parallel read bandwidth includes starting one
-parallel region per pass, as every parallel iteration must). ``x_floor = us_per_iter / floor_us`` says how
-far a variant is from it; below 1 by more than the probe's noise would mean the model is wrong.
+configuration's (``t`` threads' arithmetic rate taken as at least ``t`` times one thread's: no more can be
+done, and a busy machine may deny the probe its cores together). The larger of two lower bounds is a lower
+bound; the sum would not be (an out-of-order core overlaps loads with arithmetic). What it leaves out only
+adds time: loop overhead, the horizontal sums and float64 accumulation across blocks, the weight update, a
+framework's dispatch, and the serial dependency of each iteration on the last one's sums (except that the
+parallel read bandwidth includes starting one parallel region per pass, as every parallel iteration must).
+``x_floor = us_per_iter / floor_us`` says how far a variant is from it; below 1 by more than the probe's noise
+would mean the model is wrong.
 
 Per vector of elements (``lanes`` elements: 8 float64 or 16 float32 with AVX-512):
 
@@ -116,9 +118,11 @@ def machine_floor_us(probe: Mapping | None, n: int, dtype: str, itemsize: int, t
     """``floor_us`` for one configuration from a probe record (:func:`bench.probe.measure`), or NaN without one.
 
     Each thread count the probe measured, up to ``threads``, gives a floor; the smallest is the machine's:
-    one core wins while a parallel pass costs more to start than it saves. The arithmetic rate is the
-    fastest of the probe's mixes and vector widths. A record of an older probe (another measure of the
-    arithmetic) gives NaN.
+    one core wins while a parallel pass costs more to start than it saves. The arithmetic rate for
+    ``count`` threads is the fastest of the probe's mixes and vector widths, measured with ``count`` threads
+    or with fewer and scaled to ``count`` (``count`` threads can do no more than ``count`` times what one
+    does: more is never measured, and a busy machine, which rarely gives a probe all its cores at once,
+    then cannot raise the floor). A record of an older probe (another measure of the arithmetic) gives NaN.
     """
     if not probe or "read" not in probe:
         return math.nan
@@ -126,9 +130,9 @@ def machine_floor_us(probe: Mapping | None, n: int, dtype: str, itemsize: int, t
     for count in {row["threads"] for row in probe["read"] if row["threads"] <= threads}:
         points = [(row["bytes"], row["gb_per_s"]) for row in probe["read"] if row["threads"] == count]
         rates = [
-            row["gelem_per_s"]
+            row["gelem_per_s"] * count / row["threads"]
             for row in probe.get("arithmetic", [])
-            if row["threads"] == count and row["dtype"] == dtype and "gelem_per_s" in row
+            if row["threads"] <= count and row["dtype"] == dtype and "gelem_per_s" in row
         ]
         if points and rates:
             working_set = bytes_per_iteration(n, itemsize)

@@ -66,6 +66,10 @@ def test_machine_floor_takes_the_best_thread_count_allowed_and_the_fastest_mix()
     # n = 65536 float64: 1 MiB. 1 thread: max(26.2, 81.92) us; 2 threads: max(13.1, 40.96) us.
     assert roofline.machine_floor_us(PROBE, 65_536, "float64", 8, threads=2) == pytest.approx(40.96)
     assert roofline.machine_floor_us(PROBE, 65_536, "float64", 8, threads=1) == pytest.approx(81.92)
+    # Two threads at 1.6e9 measured, but one thread's 0.8e9 powers rate scaled to two is as fast: max(13.1,
+    # 40.96) us; a busy probe's two-thread figure (0.1e9) does not raise the floor.
+    busy = {**PROBE, "arithmetic": [*PROBE["arithmetic"][:2], {**PROBE["arithmetic"][2], "gelem_per_s": 0.1}]}
+    assert roofline.machine_floor_us(busy, 65_536, "float64", 8, threads=2) == pytest.approx(40.96)
     assert math.isnan(roofline.machine_floor_us(None, 1024, "float64", 8, threads=2))
     assert math.isnan(roofline.machine_floor_us({"error": "no numba"}, 1024, "float64", 8, threads=2))
     older = {**PROBE, "arithmetic": [{"threads": 1, "dtype": "float64", "gflop_per_s": 70.0}]}
