@@ -4,7 +4,9 @@ Runs ``bench run`` on the tuned formulation of every framework given, on the CPU
 (10^2 to 10^7) in float32 and float64, then reads the run's summary: for each size and dtype the fastest
 variant's ``x_floor`` (its time over ``floor_us``), and every row under the threshold. ``floor_us`` is meant
 to be a lower bound (:mod:`bench.roofline`), so a row under 0.95 means the model is wrong on this machine, or
-the probe ran in a slow spell: run it on a quiet machine. The load average before and after is printed.
+the probe ran in a slow spell: run it on a quiet machine. The probe is measured afresh for the check (never
+taken from the day-long cache, which may hold a busier or a quieter moment); the load average before and
+after is printed.
 
 Exit status 0: every ok row at or above the threshold; 1: a row under it, or nothing that could be checked
 (no ok row, no floor); 2: bad arguments.
@@ -99,7 +101,8 @@ def run(args: argparse.Namespace, folder: Path) -> list[Path]:
         ]  # fmt: skip
         before = load()
         print(f"check-floor: {before}; {' '.join(command[1:])}", flush=True)
-        status = subprocess.run(command).returncode
+        fresh = {**os.environ, "ARRAYBENCH_CACHE": str(folder / "probe-cache")}  # this run's probe, not a cached one
+        status = subprocess.run(command, env=fresh).returncode
         print(f"check-floor: bench run exited with status {status}; {load()} (before: {before})", flush=True)
         if status in (0, 1):  # 1: some configuration not ok; the ok ones are still checked
             summaries.append(out / "summary.csv")
