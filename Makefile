@@ -40,9 +40,7 @@ overhead: $(INSTALLED)
 
 # The pytest-benchmark fits run once each, untimed, as a correctness check, at one size: every size runs the
 # same code, and each torch.compile configuration costs seconds of compilation.
-test: $(INSTALLED)
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
+test: lint
 	ARRAYBENCH_REQUIRED_BACKENDS=$(REQUIRED_BACKENDS) $(PY) -m pytest --benchmark-disable --fit-sizes=1000
 
 # Every framework's fit through pytest-benchmark: one table per device, dtype and size, saved under .benchmarks/.

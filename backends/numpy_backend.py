@@ -83,9 +83,6 @@ class NumpyBackend(Backend):
     name = "numpy"
     variants = (Variant("manual", "eager"), Variant("manual", "eager", "tuned"))
 
-    def __init__(self) -> None:
-        self.np = np
-
     def version(self) -> str:
         return np.__version__
 

@@ -40,6 +40,11 @@ COMPARE_FORMATS = ("table", "md", "json")
 """Kept here (not imported from bench.compare) so that parsing a command line does not import scipy."""
 
 
+def program() -> str:
+    """The command's name as typed: ``arraybench`` (the installed script) or ``python -m bench``."""
+    return "arraybench" if Path(sys.argv[0]).name == "arraybench" else "python -m bench"
+
+
 class UsageError(Exception):
     """A bad command line: reported as one line, exit status 2."""
 
@@ -104,7 +109,7 @@ RUN_HELP = "a run folder, its summary.csv, or latest (the default: the newest ru
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser = Parser(prog=program(), description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", metavar="run|runs|list|env|report|plot|compare", required=True)
 
     run = commands.add_parser("run", help="time a sweep and write a run folder under results/")
@@ -463,8 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(fingerprint(), indent=1))
         return 0
     except (UsageError, RegistryError, results.ResultsError, runfolder.FolderError) as error:
-        print(f"python -m bench: error: {error}", file=sys.stderr)
+        print(f"{program()}: error: {error}", file=sys.stderr)
         return exitcodes.BAD_INPUT
     except DiskFullStop as error:
-        print(f"python -m bench: error: {error}", file=sys.stderr)
+        print(f"{program()}: error: {error}", file=sys.stderr)
         return exitcodes.DISK_FULL

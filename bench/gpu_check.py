@@ -3,8 +3,8 @@
 In one go, in a few minutes (meant for a lent GPU machine: ``PYTHONPATH=. python3 -m bench.gpu_check``, no
 install step, no network):
 
-1. the GPU tests (``pytest -k 'gpu and not cpu' tests``) with ``ARRAYBENCH_REQUIRE_GPU=1``, so a GPU case that would be
-   skipped fails instead;
+1. the GPU tests (``pytest -m gpu tests``: those marked ``gpu``, which skip without a GPU) with
+   ``ARRAYBENCH_REQUIRE_GPU=1``, so a GPU case that would be skipped fails instead;
 2. a sweep of every GPU variant (PyTorch, JAX, CuPy; float32 and float64; n = 10^3 to 10^7, preset
    ``gpu-check``) and a sweep of the CPU variants to compare with (each framework's tuned eager and
    whole-loop variants, Numba's parallel one too: NumPy, Numba, PyTorch, JAX);
@@ -67,7 +67,7 @@ def run_tests(require_gpu: bool) -> int:
         "ARRAYBENCH_REQUIRE_GPU": "1" if require_gpu else "0",
         "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
     }
-    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-k", "gpu and not cpu",
+    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-m", "gpu",
                "--benchmark-disable", "--fit-sizes=1000", "tests"]  # fmt: skip
     return subprocess.run(command, cwd=PROJECT_ROOT, env=env, check=False).returncode
 

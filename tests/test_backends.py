@@ -11,18 +11,23 @@ from backends import BUILTIN, backend_class
 from backends.contract import DEVICES, DTYPES, Problem, Variant
 from backends.reference import loss_relative_error, moments, reference_fit, relative_error
 from bench.results import TOLERANCE
-from tests.availability import runnable_or_skip
+from tests.availability import device_marks, runnable_or_skip
 
-VARIANTS = [pytest.param(name, v, id=f"{name}:{v}") for name in BUILTIN for v in backend_class(name).variants]
+VARIANTS = [
+    pytest.param(name, v, device, id=f"{name}:{v}-{device}", marks=device_marks(name, device))
+    for name in BUILTIN
+    for v in backend_class(name).variants
+    for device in DEVICES
+]
+"""Every variant on every device; the GPU frameworks' ``gpu`` cases are marked ``gpu``."""
 
 # Sizes and iteration counts that are not round numbers, so no accidental alignment hides an error.
 POINTS = [(777, 123), (3001, 500)]
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("n", "iterations"), POINTS)
-@pytest.mark.parametrize(("name", "variant"), VARIANTS)
+@pytest.mark.parametrize(("name", "variant", "device"), VARIANTS)
 def test_fit_agrees_with_the_reference(name: str, variant: Variant, n: int, iterations: int, dtype: str, device: str):
     """Final weights, every logged loss and the final loss, within the dtype's tolerance (see TOLERANCE)."""
     backend = runnable_or_skip(name, variant, device)
@@ -50,17 +55,17 @@ def one_step_gradient(name: str, grad: str, mode: str, problem: Problem, device:
 
 
 AUTODIFF = [
-    pytest.param(name, v.mode, id=f"{name}:{v.mode}")
+    pytest.param(name, v.mode, device, id=f"{name}:{v.mode}-{device}", marks=device_marks(name, device))
     for name in BUILTIN
     for v in backend_class(name).variants
     if v.grad == "autodiff"
+    for device in DEVICES
 ]
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize(("name", "mode"), AUTODIFF)
+@pytest.mark.parametrize(("name", "mode", "device"), AUTODIFF)
 def test_manual_and_autodiff_gradients_agree(name: str, mode: str, seed: int, dtype: str, device: str) -> None:
     """At random weights, the hand-written backward pass and the framework's autodiff give one gradient."""
     problem = Problem(n=501, iterations=1, dtype=dtype, learning_rate=1.0, seed=seed)

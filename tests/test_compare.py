@@ -112,6 +112,7 @@ def run(tmp_path: Path) -> Path:
 # --- the three cases of the issue, through a real process ----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_run_against_itself_reports_no_change(run: Path, capsys: pytest.CaptureFixture) -> None:
     done = bench("compare", str(run), str(run), "--fail-on-regression")
     assert done.returncode == 0, done.stderr
@@ -122,6 +123,7 @@ def test_a_run_against_itself_reports_no_change(run: Path, capsys: pytest.Captur
     assert {row["p_value"] for row in report["configurations"]} == {1.0}
 
 
+@pytest.mark.slow
 def test_one_framework_one_and_a_half_times_slower_is_flagged_exactly(
     run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -143,6 +145,7 @@ def test_one_framework_one_and_a_half_times_slower_is_flagged_exactly(
     assert code == 0 and "4 faster" in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "what"),
     [

@@ -1,16 +1,15 @@
 """The GPU paths: every GPU variant against the exact reference, and what of them a CPU can check.
 
-Every fit test is parametrised over the devices (``cpu``, ``gpu``). Without a GPU the ``gpu`` cases skip with
-the backend's reason; with ``ARRAYBENCH_REQUIRE_GPU=1`` (set by ``python -m bench.gpu_check``) such a skip
-fails instead, so that a GPU machine cannot pass the check by skipping. The CPU cases of ``torch.compile``
+Every fit test is parametrised over the devices (``cpu``, ``gpu``); the ``gpu`` cases and every test that needs
+a GPU are marked ``gpu`` (``python -m bench.gpu_check`` runs ``-m gpu``): without a GPU they skip, and with
+``ARRAYBENCH_REQUIRE_GPU=1`` such a skip fails instead, so that a GPU machine cannot pass the check by skipping
+(tests/availability.py). The CPU cases of ``torch.compile``
 are left to tests/test_backends.py (each compile takes about 30 s on a small CPU).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
 from contextlib import contextmanager
 from types import SimpleNamespace
 
@@ -29,32 +28,16 @@ from bench.protocol import Reply, Request
 from bench.runner import rows_for, worker_environment
 from bench.timing import measure
 from bench.worker import Worker
+from tests.availability import GPU_BACKENDS, cupy_installed, device_marks, gpu_here, runnable_or_skip
 
-REQUIRE_GPU = os.environ.get("ARRAYBENCH_REQUIRE_GPU") == "1"
-REQUIRED = {name for name in os.environ.get("ARRAYBENCH_REQUIRED_BACKENDS", "").split(",") if name}
-GPU_BACKENDS = ("torch", "jax", "cupy")
 SMALL = {"n": 1000, "iterations": 30, "log_interval": 10}
 """Three logged losses, and few enough iterations for JAX's op-by-op dispatch on a small CPU."""
 
 
-def must_run(name: str, device: str) -> bool:
-    """Whether a skip of ``name`` on ``device`` is a failure here (a required framework, a required GPU)."""
-    return REQUIRE_GPU if device == "gpu" else name in REQUIRED
-
-
 def runnable(name: str, variant: Variant, device: str) -> Backend:
-    """The backend, when ``variant`` can run on ``device`` here; otherwise skip (or fail) with the reason."""
-    try:
-        backend = load_backend(name)
-    except BackendUnavailable as error:
-        reason = str(error)
-    else:
-        reason = backend.unavailable_reason(variant, device)
-        if reason is None:
-            return backend
-    if must_run(name, device):
-        pytest.fail(f"{name} {variant} cannot run on {device}: {reason}")
-    pytest.skip(reason)
+    """The backend, when ``variant`` can run on ``device`` here; otherwise skip (or fail, where required) with the
+    reason. These cases are the variants that exist on ``device``, so a required framework's skip is a failure."""
+    return runnable_or_skip(name, variant, device, declared=True)
 
 
 NOT_ON_THE_CPU = {
@@ -68,7 +51,7 @@ NOT_ON_THE_CPU = {
 def fit_cases() -> list:
     """(backend, variant, device) for every variant of the GPU backends, on both devices."""
     return [
-        pytest.param(name, variant, device, id=f"{name}-{variant}-{device}")
+        pytest.param(name, variant, device, id=f"{name}-{variant}-{device}", marks=device_marks(name, device))
         for name in GPU_BACKENDS
         for variant in backend_class(name).variants
         for device in DEVICES
@@ -179,6 +162,7 @@ def test_cuda_graph_is_captured_once_and_replayed_by_every_call() -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.gpu
 def test_cuda_graph_memory_does_not_grow_with_iterations() -> None:
     """Memory freed during capture is reused within it: 20 times the iterations, not 20 times the memory."""
     torch_backend = runnable("torch", Variant("manual", "jit-loop"), "gpu")
@@ -199,6 +183,7 @@ def test_cuda_graph_memory_does_not_grow_with_iterations() -> None:
 # --- Device clocks, device memory and the device's description --------------------------------------------
 
 
+@pytest.mark.gpu
 @pytest.mark.parametrize("name", ["torch", "cupy"])
 def test_cuda_events_time_each_repeat_on_the_gpu(name: str) -> None:
     backend = runnable(name, Variant("manual", "eager"), "gpu")
@@ -208,6 +193,7 @@ def test_cuda_events_time_each_repeat_on_the_gpu(name: str) -> None:
     assert all(0 < s < 60 for s in measurement.device_samples_s)
 
 
+@pytest.mark.gpu
 @pytest.mark.parametrize("name", GPU_BACKENDS)
 def test_free_memory_and_description_of_the_gpu(name: str) -> None:
     backend = runnable(name, Variant("manual", "eager"), "gpu")
@@ -216,30 +202,32 @@ def test_free_memory_and_description_of_the_gpu(name: str) -> None:
     assert any("gpu" in key or "cuda" in key for key in backend.describe())
 
 
+@pytest.mark.skipif(gpu_here(), reason="a GPU is here")
 @pytest.mark.parametrize("name", ["torch", "jax"])
 def test_no_gpu_reason_names_the_missing_gpu(name: str) -> None:
     backend = runnable(name, Variant("manual", "eager"), "cpu")
-    if "gpu" in backend.devices():
-        pytest.skip("a GPU is visible here")
     reason = backend.unavailable_reason(Variant("manual", "eager"), "gpu")
     assert reason is not None and "GPU" in reason
     assert backend.device_timer("gpu") is None and backend.free_memory("gpu") is None
 
 
+@pytest.mark.skipif(cupy_installed(), reason="CuPy is installed here")
 def test_without_cupy_the_backend_says_how_to_install_it() -> None:
-    if importlib.util.find_spec("cupy") is not None:
-        pytest.skip("CuPy is installed here")
     with pytest.raises(BackendUnavailable, match=r"CuPy is not installed.*pip install -e '\.\[gpu\]'"):
         load_backend("cupy")
 
 
+@pytest.mark.gpu
 def test_cupy_runs_on_the_gpu_only() -> None:
-    if importlib.util.find_spec("cupy") is None:
-        pytest.skip("CuPy is not installed here")
+    backend = runnable("cupy", Variant("manual", "eager"), "gpu")
+    assert backend.unavailable_reason(Variant("manual", "eager"), "cpu") == "CuPy runs on a CUDA GPU only"
+
+
+@pytest.mark.skipif(not cupy_installed() or gpu_here(), reason="needs CuPy installed on a machine without a GPU")
+def test_cupy_without_a_gpu_says_so() -> None:
     backend = load_backend("cupy")
     assert backend.unavailable_reason(Variant("manual", "eager"), "cpu") == "CuPy runs on a CUDA GPU only"
-    if "gpu" not in backend.devices():
-        assert "no CUDA GPU visible to CuPy" in backend.unavailable_reason(Variant("manual", "eager"), "gpu")
+    assert "no CUDA GPU visible to CuPy" in backend.unavailable_reason(Variant("manual", "eager"), "gpu")
 
 
 def test_cupy_is_listed_without_importing_cupy() -> None:
@@ -372,13 +360,14 @@ def test_best_by_device_pairs_the_fastest_of_each_device_with_the_gpu_read_floor
     assert (best["gpu_speedup"], best["gpu_read_us"], best["gpu_x_floor"]) == (4.0, 2.0, 2.5)
 
 
-def test_gpu_read_floor_is_positive_with_cuda_and_empty_without() -> None:
-    if importlib.util.find_spec("torch") is not None:
-        import torch
+@pytest.mark.gpu
+def test_gpu_read_floor_is_positive_on_a_gpu() -> None:
+    runnable("torch", Variant("manual", "eager"), "gpu")
+    assert gpu_check.gpu_read_us([("float32", 1000)])[("float32", 1000)] > 0
 
-        if torch.cuda.is_available():
-            assert gpu_check.gpu_read_us([("float32", 1000)])[("float32", 1000)] > 0
-            return
+
+@pytest.mark.skipif(gpu_here(), reason="a GPU is here")
+def test_gpu_read_floor_is_empty_without_a_gpu() -> None:
     assert gpu_check.gpu_read_us([("float32", 1000)]) == {}
 
 

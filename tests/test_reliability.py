@@ -21,6 +21,7 @@ import pytest
 from backends import RegistryError, registry
 from bench import results
 from bench.cli import main
+from tests.availability import gpu_here
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULTY = "tests.faulty_backend:FaultyBackend"
@@ -154,10 +155,8 @@ def test_a_learning_rate_too_large_for_numpy_is_diverged_with_the_iteration(tmp_
     assert status_line(done.stdout) == "status: 1 diverged"
 
 
+@pytest.mark.skipif(gpu_here(), reason="this machine has a GPU")
 def test_a_gpu_asked_for_without_one_gives_skipped_rows_and_exit_status_0(tmp_path):
-    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True) if shutil.which("nvidia-smi") else None
-    if listed is not None and listed.returncode == 0 and listed.stdout.strip():
-        pytest.skip("this machine has a GPU")
     run = tmp_path / "run"
     done = bench("run", "--backends", "numpy,torch,faulty", "--devices", "gpu", "--grads", "manual",
                  "--modes", "eager", "--dtypes", "float32", "--sizes", "16", "--iterations", "100",

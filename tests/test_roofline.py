@@ -18,6 +18,7 @@ import pytest
 from bench import probe, roofline
 from bench.config import Configuration
 from bench.runner import cpu_working_sets
+from tests.availability import backend_or_skip
 
 PROBE = {
     "read": [
@@ -77,7 +78,7 @@ def test_machine_floor_takes_the_best_thread_count_allowed_and_the_fastest_mix()
 
 
 def test_probe_figures_are_positive_and_plausible() -> None:
-    pytest.importorskip("numba")
+    backend_or_skip("numba")
     figures = probe.measure(threads=2, sizes=(16 * 1024, 1 << 20), target_s=0.002, rounds=1, arithmetic_rounds=1)
     assert {row["bytes"] for row in figures["read"]} == {16 * 1024, 1 << 20}
     for row in figures["read"]:
@@ -195,7 +196,7 @@ print(json.dumps(out))
 @pytest.fixture(scope="module")
 def kernel_assembly() -> dict[str, str]:
     """The tuned Numba kernel's generated code per dtype, compiled in a child process as a worker compiles it."""
-    pytest.importorskip("numba")
+    backend_or_skip("numba")
     done = subprocess.run([sys.executable, "-c", KERNEL_ASSEMBLY], capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
 
@@ -214,7 +215,7 @@ def test_the_probes_fused_mix_is_the_tuned_kernels_generated_code(kernel_assembl
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="reads x86 assembly")
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_the_probes_arithmetic_kernels_issue_their_mix_at_their_width(dtype) -> None:
-    pytest.importorskip("llvmlite")
+    backend_or_skip("numba")  # llvmlite, numba's compiler
     from bench.probe_kernels import CHAINS, mix_kernels
 
     kernels = mix_kernels(dtype)

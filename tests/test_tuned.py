@@ -2,7 +2,7 @@
 
 Small problems and few iterations (torch.compile still costs seconds per variant). A framework that is not
 installed skips its tests, unless it is listed in ``ARRAYBENCH_REQUIRED_BACKENDS`` (``make test`` lists them
-all), where a skip would hide a broken setup, so it fails instead.
+all), where a skip would hide a broken setup, so it fails instead (tests/availability.py).
 """
 
 from __future__ import annotations
@@ -14,23 +14,12 @@ import sys
 import numpy as np
 import pytest
 
-from backends import BackendUnavailable, load_backend
 from backends.contract import FORMULATIONS, Problem, Variant, default_learning_rate
 from backends.reference import loss_relative_error, reference_fit, relative_error
 from bench.cli import main
 from bench.config import Sweep
 from bench.results import TOLERANCE
-
-REQUIRED = set(filter(None, os.environ.get("ARRAYBENCH_REQUIRED_BACKENDS", "").split(",")))
-
-
-def backend_or_skip(name: str):
-    try:
-        return load_backend(name)
-    except BackendUnavailable as error:
-        if name in REQUIRED:
-            pytest.fail(f"{name} is required here but unavailable: {error}")
-        pytest.skip(str(error))
+from tests.availability import backend_or_skip
 
 
 def checked_variants() -> list[tuple[str, Variant]]:

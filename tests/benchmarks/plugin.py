@@ -21,7 +21,7 @@ from bench.config import PRESETS, Configuration, Sweep
 from bench.environment import fingerprint
 from bench.runner import plan, worker_environment
 from bench.worker import pin_threads
-from tests.availability import runnable_or_skip
+from tests.availability import device_marks, runnable_or_skip
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 DEFAULT_ITERATIONS = (100,)
@@ -69,10 +69,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Give the frameworks the runner's thread settings: through the environment for those a fit loads later,
-    through threadpoolctl for the BLAS that NumPy has loaded already."""
-    threads = config.getoption("fit_threads")
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """When benchmarks are collected, give the frameworks the runner's thread settings: through the
+    environment for those a fit loads later (none is imported by collection), through threadpoolctl for the
+    BLAS that NumPy has loaded already, and the process's CPU affinity. Any other session is left as it is."""
+    if not any("fit_config" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    threads = session.config.getoption("fit_threads")
     os.environ.update(worker_environment(threads))
     pin_threads(threads)
     threadpool_limits(threads)
@@ -115,7 +118,10 @@ def expected_mismatch(config: Configuration) -> list[pytest.MarkDecorator]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "fit_config" in metafunc.fixturenames:
         found = configurations(metafunc.config)
-        params = [pytest.param(c, id=configuration_id(c), marks=expected_mismatch(c)) for c in found]
+        params = [
+            pytest.param(c, id=configuration_id(c), marks=[*expected_mismatch(c), *device_marks(c.backend, c.device)])
+            for c in found
+        ]
         metafunc.parametrize("fit_config", params)
 
 
