@@ -53,6 +53,17 @@ def conforms(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
+def type_name(hint: Any) -> str:
+    """A field's type in words: ``a list of numbers``, ``a whole number or null``."""
+    origin = get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(type_name(arg) for arg in get_args(hint))
+    if origin is tuple:
+        return f"a list of {type_name(get_args(hint)[0]).removeprefix('a ')}s"
+    names = {float: "a number", int: "a whole number", str: "a string", bool: "true or false", type(None): "null"}
+    return names.get(hint, f"a {getattr(hint, '__name__', hint)} object")
+
+
 def checked_fields(cls: type, data: Any, what: str) -> dict[str, Any]:
     """``data`` as keyword arguments of ``cls``: a JSON object of this schema version holding no unknown
     field and a value of the declared type in each (lists become tuples); raises :class:`ProtocolError`."""
@@ -73,7 +84,7 @@ def checked_fields(cls: type, data: Any, what: str) -> dict[str, Any]:
         raise ProtocolError(f"{what} lacks {', '.join(missing)}")
     for name, value in data.items():
         if not conforms(value, hints[name]):
-            raise ProtocolError(f"{what}: {name} is {short(value)}, not {hints[name]}")
+            raise ProtocolError(f"{what}: {name} is {short(value)}, not {type_name(hints[name])}")
     kwargs = {name: tuple(value) if isinstance(value, list) else value for name, value in data.items()}
     for name, value in data.items():
         if is_dataclass(hints[name]):

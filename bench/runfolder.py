@@ -100,7 +100,7 @@ def locked(folder: Path) -> Iterator[None]:
             other = file.read().decode(errors="replace").strip() or "another process"
             raise FolderError(f"{folder} is being written by another run ({other}); wait for it to end") from None
         me = f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}: "
-        me += shlex.join([Path(sys.executable).name, *sys.argv])
+        me += shlex.join(sys.argv[1:])  # the command's arguments (sys.argv[0] is bench/__main__.py)
         with contextlib.suppress(OSError):  # a full disk must not stop the run from reporting so
             file.truncate(0)
             file.write(me.encode())

@@ -45,7 +45,10 @@ BROKEN = {
     "wrong id": (edited(id=6), "answers request 6, not the current request 7"),
     "unknown field": (edited(colour="red"), "unknown fields colour"),
     "unknown status": (edited(status="great"), "has status 'great'"),
-    "weights not numbers": (edited(weights=["a", "b", "c", "d"]), "weights is ['a', 'b', 'c', 'd']"),
+    "weights not numbers": (
+        edited(weights=["a", "b", "c", "d"]),
+        "weights is ['a', 'b', 'c', 'd'], not a list of numbers",
+    ),
     "samples not a list": (edited(samples_s=0.1), "samples_s is 0.1"),
     "id a bool": (edited(id=True), "id is True"),
     "ran without samples": (edited(samples_s=[]), "says ran but holds no timed samples"),
