@@ -49,6 +49,7 @@ def test_sizes_accept_readable_spellings(tmp_path: Path) -> None:
     assert sweep_from(args).points == ((1000, 200), (10_000, 200))
 
 
+@pytest.mark.slow
 def test_tiny_sweep_writes_every_file_with_the_documented_columns(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("ARRAYBENCH_BACKENDS", "tests.missing_backend:MissingFramework")
     out = tmp_path / "run"

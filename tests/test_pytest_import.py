@@ -63,6 +63,7 @@ def benchmark_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.
     return done, out
 
 
+@pytest.mark.slow
 def test_benchmarks_check_time_group_and_skip(benchmark_run) -> None:
     done, out = benchmark_run
     output = done.stdout + done.stderr
@@ -84,6 +85,7 @@ def test_benchmarks_check_time_group_and_skip(benchmark_run) -> None:
     assert numpy_bench["stats"]["rounds"] == ROUNDS and info["samples_s"] == numpy_bench["stats"]["data"]
 
 
+@pytest.mark.slow
 def test_import_gives_a_run_folder(benchmark_run, tmp_path: Path) -> None:
     _, out = benchmark_run
     folder = tmp_path / "run"

@@ -79,6 +79,7 @@ def status_line(out: str) -> str:
 # --- faults during a sweep ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_each_fault_is_a_row_with_a_reason_and_the_sweep_goes_on(tmp_path):
     run = tmp_path / "run"
     done = bench("run", "--backends", "faulty,numpy", "--sizes", "5,6,7,8,9,11,12,16", "--iterations", "200",
@@ -107,6 +108,7 @@ def test_each_fault_is_a_row_with_a_reason_and_the_sweep_goes_on(tmp_path):
     assert timed == {("faulty", 11), ("faulty", 16)} | {("numpy", n) for n in expected}
 
 
+@pytest.mark.slow
 def test_out_of_memory_is_oom_and_skips_the_larger_sizes_of_that_variant_only(tmp_path):
     run = tmp_path / "run"
     done = bench("run", "--backends", "faulty,numpy", "--sizes", "14,10,16", "--iterations", "100",
@@ -122,6 +124,7 @@ def test_out_of_memory_is_oom_and_skips_the_larger_sizes_of_that_variant_only(tm
     assert status_line(done.stdout) == "status: 4 ok, 1 skipped, 1 oom"
 
 
+@pytest.mark.slow
 def test_a_size_that_cannot_fit_is_skipped_with_the_estimate_and_exit_status_0(tmp_path):
     run = tmp_path / "run"
     huge = 10**13  # 10^13 float64 elements: about 900 TiB, more than any host has
@@ -144,6 +147,7 @@ def test_a_size_that_cannot_fit_is_skipped_with_the_estimate_and_exit_status_0(t
     assert status_line(done.stdout) == "status: 3 ok, 3 skipped"
 
 
+@pytest.mark.slow
 def test_a_learning_rate_too_large_for_numpy_is_diverged_with_the_iteration(tmp_path):
     run = tmp_path / "run"
     done = bench("run", "--backends", "numpy", "--sizes", "1000", "--iterations", "300", "--learning-rate", "1",
@@ -155,6 +159,7 @@ def test_a_learning_rate_too_large_for_numpy_is_diverged_with_the_iteration(tmp_
     assert status_line(done.stdout) == "status: 1 diverged"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(gpu_here(), reason="this machine has a GPU")
 def test_a_gpu_asked_for_without_one_gives_skipped_rows_and_exit_status_0(tmp_path):
     run = tmp_path / "run"
@@ -169,6 +174,7 @@ def test_a_gpu_asked_for_without_one_gives_skipped_rows_and_exit_status_0(tmp_pa
     assert status_line(done.stdout) == "status: 3 skipped"
 
 
+@pytest.mark.slow
 def test_an_entry_point_backend_runs_in_the_workers_too(tmp_path):
     """The entry-point route: a package's metadata on the path names the faulty backend; no environment variable."""
     info = tmp_path / "site" / "arraybench_faulty-0.1.dist-info"
@@ -227,6 +233,7 @@ def same_results(run: Path, whole: Path) -> None:
     pd.testing.assert_frame_equal(results.read_csv(run, "raw")[raw], results.read_csv(whole, "raw")[raw])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=lambda s: s.name)
 def test_an_interrupted_sweep_keeps_what_finished_and_resume_completes_it(tmp_path, whole_run, sig):
     run = tmp_path / "run"
@@ -261,6 +268,7 @@ def test_an_interrupted_sweep_keeps_what_finished_and_resume_completes_it(tmp_pa
     same_results(run, whole_run)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="workers die with their runner through Linux's prctl")
 def test_a_hung_worker_dies_with_its_killed_runner(tmp_path):
     sweep = start_bench("run", "--backends", "faulty", "--sizes", "5", "--iterations", "100", "--timeout", "60",
@@ -277,6 +285,7 @@ def test_a_hung_worker_dies_with_its_killed_runner(tmp_path):
     assert not alive, "a hung worker outlived its killed runner"
 
 
+@pytest.mark.slow
 def test_resume_drops_a_cut_line_and_rows_of_an_unfinished_configuration(tmp_path, whole_run):
     """A runner killed in mid-write: the last summary row never came, and summary.csv ends in half a line."""
     run = tmp_path / "run"
@@ -435,6 +444,7 @@ def test_read_csv_names_what_is_wrong_with_a_results_file(tmp_path, whole_run):
         assert str(path) in str(raised.value) and message in str(raised.value), name
 
 
+@pytest.mark.slow
 def test_the_readme_example_backend_runs_and_agrees_with_the_reference(tmp_path):
     """The minimal backend of README.md, "Adding your own backend", loaded through ARRAYBENCH_BACKENDS."""
     readme = (ROOT / "README.md").read_text()

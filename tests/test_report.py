@@ -208,6 +208,7 @@ def markdown_tables(text: str) -> list[list[list[str]]]:
     return tables
 
 
+@pytest.mark.slow
 def test_report_on_a_real_sweep(real_run: Path, capsys: pytest.CaptureFixture) -> None:
     code, out, _ = run_cli("report", str(real_run), capsys=capsys)
     assert code == 0
@@ -231,6 +232,7 @@ def test_report_on_a_real_sweep(real_run: Path, capsys: pytest.CaptureFixture) -
     assert len(pivot) == 4 and (pivot.iloc[:, 4:] > 0).all().all()
 
 
+@pytest.mark.slow
 def test_sections_render_every_row(real_run: Path) -> None:
     summary = results.read_csv(real_run)
     text = markdown(report_sections(summary))
@@ -260,6 +262,7 @@ def test_the_floor_line_follows_floor_us_per_device_and_dtype() -> None:
     assert floor_lines(rows.drop(columns="floor_us")) == {}
 
 
+@pytest.mark.slow
 def test_plots_on_a_real_sweep(real_run: Path, capsys: pytest.CaptureFixture) -> None:
     code, out, _ = run_cli("plot", str(real_run), capsys=capsys)
     assert code == 0
