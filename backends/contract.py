@@ -11,8 +11,10 @@ Design rules (after einops' ``_backends.py`` and Keras' backend constants):
 - What a backend offers is declared as data (``variants``), not discovered by catching exceptions; what it
   cannot do *here* (no package, no GPU, no compiler) is reported as a reason string.
 - A run is split into :meth:`Backend.prepare` (builds x, y and the initial weights on the device; not
-  timed) and the :data:`Fit` it returns (timed: runs every iteration, ends synchronised, returns host
-  values). Every fit starts from the same initial weights, so a prepared fit can be called repeatedly.
+  timed) and the :class:`Fit` it returns. Before each call, :meth:`Fit.reset` (not timed) sets the weights
+  that call starts from and fills the fit's output buffers with NaN; the call (timed) runs every iteration,
+  ends synchronised and returns host values. So each timed repeat can start from weights of its own and be
+  checked against its own reference, and a call that did not run cannot return an earlier call's values.
 """
 
 from __future__ import annotations
@@ -97,7 +99,8 @@ class Problem:
         return list(range(self.log_interval - 1, self.iterations, self.log_interval))
 
     def initial_weights(self) -> np.ndarray:
-        """a, b, c, d drawn in float64 from ``default_rng(seed)``, then cast to the problem's dtype."""
+        """a, b, c, d drawn in float64 from ``default_rng(seed)``, then cast to the problem's dtype (another
+        ``seed`` gives another start, as each timed repeat takes: ``replace(problem, seed=...)``)."""
         return np.random.default_rng(self.seed).standard_normal(4).astype(self.dtype)
 
     def x_and_y(self) -> tuple[np.ndarray, np.ndarray]:
@@ -131,8 +134,36 @@ class Variant:
         return f"{self.grad}/{self.mode}" + ("" if self.formulation == "tutorial" else f" {self.formulation}")
 
 
-Fit = Callable[[], FitResult]
-"""A prepared fit: each call runs every iteration from the initial weights and returns host values."""
+class Fit:
+    """A prepared fit: :meth:`reset` (not timed) chooses the initial weights, each call (timed) runs the fit.
+
+    A backend builds it from ``run`` (the timed work, given what ``place`` made of the weights: device arrays,
+    or nothing when ``place`` copies them into a static buffer of the fit), ``place`` and ``clear`` (fills the
+    fit's output buffers with NaN; none when the fit allocates its outputs afresh every call). ``run`` must not
+    change what ``place`` returned, so that calls without a reset in between repeat the same fit. It starts
+    from ``weights``, the problem's initial weights.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[Any], FitResult],
+        weights: np.ndarray,
+        place: Callable[[np.ndarray], Any] = np.copy,
+        clear: Callable[[], None] | None = None,
+    ) -> None:
+        self._run, self._place, self._clear = run, place, clear
+        self.reset(weights)
+
+    def reset(self, weights: np.ndarray) -> None:
+        """Start the next call from ``weights`` (a, b, c, d in the problem's dtype); clear the outputs to NaN."""
+        if self._clear is not None:
+            self._clear()
+        self._start = self._place(weights)
+
+    def __call__(self) -> FitResult:
+        """Run every iteration from the weights of the last reset; end synchronised; return host values."""
+        return self._run(self._start)
+
 
 DeviceTimer = Callable[[], Callable[[], float]]
 """A device's own clock (CUDA events): calling it records a start mark on the device and returns ``stop``;

@@ -86,14 +86,18 @@ class CupyBackend(Backend):
         cupy = self.cupy
         x_host, y_host = problem.x_and_y()
         x, y = cupy.asarray(x_host), cupy.asarray(y_host)
-        initial = cupy.asarray(problem.initial_weights())
         learning_rate = cupy.asarray(problem.lr, dtype=problem.dtype)
-        assert x.dtype == initial.dtype == learning_rate.dtype == problem.dtype
+        assert x.dtype == learning_rate.dtype == problem.dtype
 
         def step(weights: Weights) -> tuple[Weights, object]:
             return manual_step(weights, x, y, learning_rate)  # type: ignore[arg-type]
 
-        def fit() -> FitResult:
+        def place(weights):
+            initial = cupy.asarray(weights)
+            cupy.cuda.get_current_stream().synchronize()  # the copy to the GPU stays out of the timed call
+            return initial
+
+        def fit(initial) -> FitResult:
             weights, loss, logged_losses = python_loop(step, tuple(initial.copy()), problem)
             values = cupy.stack([*weights, loss, *logged_losses])
             if values.dtype != problem.dtype:
@@ -101,7 +105,7 @@ class CupyBackend(Backend):
             cupy.cuda.get_current_stream().synchronize()
             return unstack_result(values.get().tolist())
 
-        return fit
+        return Fit(fit, problem.initial_weights(), place)
 
 
 def _no_gpu_reason(cupy) -> str | None:

@@ -143,13 +143,12 @@ class JaxBackend(Backend):
         with self.settings(problem):
             x_host, y_host = problem.x_and_y()
             x, y = jax.device_put(x_host, target), jax.device_put(y_host, target)
-            initial = tuple(jax.device_put(w, target) for w in problem.initial_weights())
-            assert x.dtype == jnp.dtype(problem.dtype) and initial[0].dtype == x.dtype
+            assert x.dtype == jnp.dtype(problem.dtype)
 
-        data = (x, y)
+        data, vector = (x, y), False
         if variant.formulation == "tuned":
             with self.settings(problem):
-                initial, step, data = self._tuned_step(x, y, initial, problem, variant, device)
+                vector, step, data = self._tuned_step(x, y, problem, variant, device)
         elif variant.grad == "manual":
 
             def step(weights: Weights, x, y) -> tuple[Weights, object]:
@@ -167,32 +166,38 @@ class JaxBackend(Backend):
             def whole_fit(weights: Weights, *data) -> tuple[Weights, object]:
                 return jax.lax.scan(lambda w, _: step(w, *data), weights, length=problem.iterations)
 
-            def run() -> tuple[Weights, object, object]:
+            def run(initial) -> tuple[Weights, object, object]:
                 weights, losses = whole_fit(initial, *data)
                 return weights, losses[-1], losses[problem.log_interval - 1 :: problem.log_interval]
         else:
             compiled = jax.jit(step) if variant.mode == "jit-step" else step
 
-            def run() -> tuple[Weights, object, object]:
+            def run(initial) -> tuple[Weights, object, object]:
                 return python_loop(lambda weights: compiled(weights, *data), initial, problem)
 
-        def fit() -> FitResult:
+        def place(weights: np.ndarray):
+            """The initial weights on the device: one 4-vector for the tuned steps that take one, else four scalars."""
             with self.settings(problem):
-                weights, loss, logged = jax.block_until_ready(run())
+                if vector:
+                    return jax.block_until_ready(jax.device_put(weights, target))
+                return jax.block_until_ready(tuple(jax.device_put(w, target) for w in weights))
+
+        def fit(initial) -> FitResult:
+            with self.settings(problem):
+                weights, loss, logged = jax.block_until_ready(run(initial))
                 head = jnp.stack([*weights, loss])
                 values = jnp.concatenate([head, jnp.asarray(logged, dtype=head.dtype).reshape(-1)])
                 return unstack_result(np.asarray(values).tolist())
 
-        return fit
+        return Fit(fit, problem.initial_weights(), place)
 
-    def _tuned_step(self, x, y, initial, problem: Problem, variant: Variant, device: str):
-        """The tuned initial weights, step function and the arrays it takes after the weights (see the module
-        docstring). On a GPU, whose memory is the bound, no powers of x are read from memory: they cost more
-        bytes than the arithmetic they save."""
+    def _tuned_step(self, x, y, problem: Problem, variant: Variant, device: str):
+        """Whether the tuned step takes the weights as one 4-vector (else four scalars), the step function and
+        the arrays it takes after the weights (see the module docstring). On a GPU, whose memory is the bound,
+        no powers of x are read from memory: they cost more bytes than the arithmetic they save."""
         if variant.mode == "eager":
-            return self._tuned_eager_step(x, y, initial, problem, variant)
+            return self._tuned_eager_step(x, y, problem, variant)
         jax, jnp = self.jax, self.jax.numpy
-        w0 = jnp.stack(initial)
         step_size = jnp.asarray(2.0 * problem.lr, dtype=x.dtype)
         x64 = x.dtype == jnp.float64
         if variant.grad == "autodiff":
@@ -203,7 +208,7 @@ class JaxBackend(Backend):
                 loss, gradient = value_and_grad(w, *data)
                 return w - (step_size / 2) * gradient, loss
 
-            return w0, step, data
+            return True, step, data
         if x64:
 
             def step(w, x, y):
@@ -216,18 +221,18 @@ class JaxBackend(Backend):
                 )
                 return w - step_size * jnp.stack(gradient), loss
 
-            return w0, step, (x, y)
+            return True, step, (x, y)
         if device == "gpu" or x.size < HORNER_BELOW:
-            return w0, lambda w, x, y: tuned.manual_step(w, x, y, step_size, jnp.stack), (x, y)
+            return True, lambda w, x, y: tuned.manual_step(w, x, y, step_size, jnp.stack), (x, y)
 
         def step(w, x, y, x2, x3):
             r = residual_of_powers(w, x, y, x2, x3)
             gradient = jnp.stack([r.sum(), (r * x).sum(), (r * x2).sum(), (r * x3).sum()])
             return w - step_size * gradient, (r * r).sum()
 
-        return w0, step, with_powers(x, y)
+        return True, step, with_powers(x, y)
 
-    def _tuned_eager_step(self, x, y, initial, problem: Problem, variant: Variant):
+    def _tuned_eager_step(self, x, y, problem: Problem, variant: Variant):
         """The tuned eager step: powers of x built once, a handful of dispatched operations per iteration."""
         jax, jnp = self.jax, self.jax.numpy
         x64 = x.dtype == jnp.float64
@@ -239,7 +244,7 @@ class JaxBackend(Backend):
                 loss, gradients = value_and_grad(weights, *data)
                 return descend(weights, gradients, problem.lr), loss
 
-            return initial, step, data
+            return False, step, data
 
         def loss_and_gradient(r, powers):
             if x64:
@@ -261,4 +266,4 @@ class JaxBackend(Backend):
                 return w - (step_size / 2) * gradient, loss
 
         _, _, x2, x3 = data
-        return jnp.stack(initial), step, (jnp.stack([jnp.ones_like(x), x, x2, x3]), y)
+        return True, step, (jnp.stack([jnp.ones_like(x), x, x2, x3]), y)

@@ -92,13 +92,13 @@ class NumbaBackend(Backend):
             kernel = self.kernels.tutorial_parallel if parallel else self.kernels.tutorial_serial
             rate, logged_dtype = scalar(problem.lr), x.dtype
             buffers = ()
-        logged = np.zeros(len(problem.logged_iterations), dtype=logged_dtype)
+        logged = np.full(len(problem.logged_iterations), np.nan, dtype=logged_dtype)
 
-        def fit() -> FitResult:
-            w, loss = kernel(x, y, weights, rate, problem.iterations, problem.log_interval, logged, *buffers)
+        def fit(initial: np.ndarray) -> FitResult:
+            w, loss = kernel(x, y, initial, rate, problem.iterations, problem.log_interval, logged, *buffers)
             return make_result(w, loss, logged)
 
-        return fit
+        return Fit(fit, weights, clear=lambda: logged.fill(np.nan))
 
 
 def widest_vectors() -> None:

@@ -61,8 +61,8 @@ def prepare_tuned(x: np.ndarray, y: np.ndarray, weights: np.ndarray, problem: Pr
     step = x.dtype.type(2.0 * problem.lr)  # the 2 of d(r^2)/dr, folded into the learning rate
     pairwise = x.dtype == np.float32
 
-    def fit() -> FitResult:
-        w = weights.copy()
+    def fit(initial: np.ndarray) -> FitResult:
+        w = initial.copy()
         logged_losses = []
         for t in range(problem.iterations):
             np.matmul(w, powers, out=residual)
@@ -74,7 +74,7 @@ def prepare_tuned(x: np.ndarray, y: np.ndarray, weights: np.ndarray, problem: Pr
             w -= step * gradient
         return make_result(w, loss, logged_losses)
 
-    return fit
+    return Fit(fit, weights)
 
 
 class NumpyBackend(Backend):
@@ -97,4 +97,4 @@ class NumpyBackend(Backend):
         weights = problem.initial_weights()
         if variant.formulation == "tuned":
             return prepare_tuned(x, y, weights, problem)
-        return lambda: fit_tutorial(x, y, weights, problem)
+        return Fit(lambda initial: fit_tutorial(x, y, initial, problem), weights)

@@ -12,6 +12,7 @@ form once the fit is good.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import cache
 
 import numpy as np
@@ -36,21 +37,59 @@ def moments(n: int) -> tuple[np.ndarray, np.ndarray, float]:
 
 def reference_fit(problem: Problem) -> FitResult:
     """The exact trajectory of the tutorial's gradient descent for ``problem``, in float64."""
+    return reference_fits(problem, [problem.initial_weights()])[0]
+
+
+def reference_fits(problem: Problem, starts: Sequence[np.ndarray]) -> list[FitResult]:
+    """The exact trajectories of ``problem`` from each of ``starts`` (a, b, c, d), in one pass: the
+    iterations act on a 4 x k matrix of weights, so k starts (one per timed repeat) cost about as much as one."""
+    return _descend(problem, starts)[0]
+
+
+def one_iteration_short(problem: Problem) -> tuple[FitResult, FitResult]:
+    """The reference fit of ``problem``, and what a fit that missed one iteration returns, computed exactly.
+
+    Gradient descent with a fixed step is the same map every iteration, so a fit that skips iteration k ends
+    where the reference was after ``iterations - 1``: with the weights of one step before the end and the
+    final loss of one iteration before the end, whichever k it skipped. Logged losses after k come out one
+    iteration late; the least they can differ is when k is the last iteration (only a loss logged there moves),
+    which is what this returns: the hardest missing iteration for the reference check to see.
+    """
+    (full,), (weights, final_loss) = _descend(problem, [problem.initial_weights()])
+    logged = list(full.logged_losses)
+    if problem.is_logged(problem.iterations - 1):
+        logged[-1] = final_loss
+    return full, FitResult(weights=weights, final_loss=final_loss, logged_losses=logged)
+
+
+def _descend(problem: Problem, starts: Sequence[np.ndarray]) -> tuple[list[FitResult], tuple]:
+    """The fits from ``starts``, and the first start's weights and loss one iteration before the end."""
     m, v, s = moments(problem.n)
     w_star = np.linalg.solve(m, v)
     least_loss = max(s - float(v @ w_star), 0.0)
     lr = problem.lr
-    w = problem.initial_weights().astype(np.float64)
-    logged: list[float] = []
-    loss = math.nan
+    w = np.array([np.asarray(start, dtype=np.float64) for start in starts]).T  # 4 x k
+    logged: list[np.ndarray] = []
+    loss = previous_loss = np.full(w.shape[1], math.nan)
     with np.errstate(over="ignore", invalid="ignore"):
         for t in range(problem.iterations):
-            r = w - w_star
-            loss = float(r @ m @ r) + least_loss
+            r = w - w_star[:, None]
+            previous_loss, loss = loss, np.einsum("ik,ik->k", r, m @ r) + least_loss
             if problem.is_logged(t):
                 logged.append(loss)
-            w = w - lr * 2.0 * (m @ w - v)
-    return FitResult(weights=tuple(float(c) for c in w), final_loss=loss, logged_losses=logged)  # type: ignore[arg-type]
+            previous_w, w = w, w - lr * 2.0 * (m @ w - v[:, None])
+    # With one iteration there is none before it: its loss comes before its step, so that loss stays.
+    before_loss = loss if problem.iterations == 1 else previous_loss
+    previous = (tuple(float(c) for c in previous_w[:, 0]), float(before_loss[0]))
+    fits = [
+        FitResult(
+            weights=tuple(float(c) for c in w[:, k]),  # type: ignore[arg-type]
+            final_loss=float(loss[k]),
+            logged_losses=[float(values[k]) for values in logged],
+        )
+        for k in range(w.shape[1])
+    ]
+    return fits, previous
 
 
 def relative_error(result: FitResult, reference: FitResult) -> float:

@@ -133,18 +133,34 @@ class TorchBackend(Backend):
         return cuda_event_timer(lambda: event(enable_timing=True), lambda begin, end: begin.elapsed_time(end))
 
     def prepare(self, problem: Problem, variant: Variant, device: str) -> Fit:
+        """The fit, reading its initial weights from one static device tensor that :meth:`Fit.reset` overwrites
+        (a CUDA graph replays from that very tensor; every other fit clones it first)."""
         torch = self.torch
         x, y, initial = self.tensors(problem, device)
+        run, outputs = self._run(x, y, initial, problem, variant, device)
+
+        def place(weights) -> None:
+            initial.copy_(torch.from_numpy(weights))
+            if device == "gpu":
+                torch.cuda.synchronize()  # the copy stays out of the timed call
+
+        clear = None if outputs is None else lambda: outputs.fill_(float("nan"))
+        return Fit(lambda _: run(), problem.initial_weights(), place, clear)
+
+    def _run(self, x, y, initial, problem: Problem, variant: Variant, device: str) -> tuple[Callable, Any]:
+        """The timed call of ``variant``, and its persistent output buffer (the CUDA graph's; else None)."""
+        torch = self.torch
         if variant.mode == "jit-step" or (variant.mode == "jit-loop" and variant.formulation == "tuned"):
             torch._dynamo.reset()
         if variant.formulation == "tuned":
             return self._prepare_tuned(x, y, initial, problem, variant, device)
         if variant == Variant("autodiff", "eager"):
-            return lambda: self._finish(*self._autograd_loop(initial, x, y, problem), device)
+            return lambda: self._finish(*self._autograd_loop(initial, x, y, problem), device), None
 
         step = self.functional_step(variant.grad, x, y, problem.lr)
         if variant.mode == "jit-loop":
-            return cuda_graph_fit(torch, StaticFit(torch, step, initial, problem))
+            static_fit = StaticFit(torch, step, initial, problem)
+            return cuda_graph_fit(torch, static_fit), static_fit.outputs
         if variant.mode == "jit-step":
             step = torch.compile(step, fullgraph=True, dynamic=False)
 
@@ -152,7 +168,7 @@ class TorchBackend(Backend):
             with torch.no_grad():
                 return self._finish(*python_loop(step, tuple(initial.clone()), problem), device)
 
-        return fit
+        return fit, None
 
     def tensors(self, problem: Problem, device: str) -> tuple[Any, Any, Any]:
         """x, y and the initial weights (one tensor of four) on ``device``, copied from the problem's arrays."""
@@ -180,12 +196,13 @@ class TorchBackend(Backend):
 
         return step
 
-    def _prepare_tuned(self, x, y, initial, problem: Problem, variant: Variant, device: str) -> Fit:
-        """The tuned fits (see the module docstring)."""
+    def _prepare_tuned(self, x, y, initial, problem: Problem, variant: Variant, device: str) -> tuple[Callable, Any]:
+        """The tuned fits (see the module docstring), as :meth:`_run` returns them."""
         torch = self.torch
         if variant.mode == "jit-loop" and device == "gpu":
             step = torch.compile(self.tuned_step(variant.grad, x, y, problem), fullgraph=True, dynamic=False)
-            return cuda_graph_fit(torch, StaticFit(torch, step, initial, problem, vector=True))
+            static_fit = StaticFit(torch, step, initial, problem, vector=True)
+            return cuda_graph_fit(torch, static_fit), static_fit.outputs
         if variant.mode == "jit-loop":
             whole_fit = torch.compile(self._while_loop(x, y, problem, variant.grad), fullgraph=True, dynamic=False)
 
@@ -201,7 +218,7 @@ class TorchBackend(Backend):
             with torch.no_grad():
                 return self._finish(*run(), device)
 
-        return fit
+        return fit, None
 
     def tuned_step(self, grad: str, x: Any, y: Any, problem: Problem) -> Step:
         """One tuned iteration on the 4-vector of weights: :mod:`backends.tuned`'s manual step, or
@@ -352,7 +369,7 @@ class StaticFit:
         return unstack_result(self.outputs.tolist())
 
 
-def cuda_graph_fit(torch: Any, static_fit: StaticFit) -> Fit:
+def cuda_graph_fit(torch: Any, static_fit: StaticFit) -> Callable[[], FitResult]:
     """A fit that captures ``static_fit`` as one CUDA graph on its first call and replays it on every call.
 
     Capture follows PyTorch's CUDA-graph rules: warm-up iterations on a side stream, then capture on the

@@ -122,15 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtypes", help=f"from {','.join(DTYPES)}")
     run.add_argument("--sizes", help="comma-separated n (replaces the preset's grid, with --iterations)")
     run.add_argument("--iterations", help="comma-separated iteration counts")
-    run.add_argument("--repeats", help="timed fits per configuration (preset: 5 quick, 7 full)")
+    run.add_argument("--repeats", help="timed fits per configuration and process (preset: 5 quick, 7 full)")
+    run.add_argument(
+        "--processes",
+        help="fresh worker processes each configuration is timed in, in interleaved rounds (preset: 2)",
+    )
     run.add_argument("--threads", help="cores and threads given to every framework (default: all)")
     run.add_argument("--seed", help="seed of the initial weights (0)")
     run.add_argument("--learning-rate", help="fixed learning rate (default: 1e-6 * 2000 / n)")
-    run.add_argument("--budget", help="seconds of timed repeats per configuration before repeats are cut")
+    run.add_argument(
+        "--budget",
+        help="seconds of timed repeats per configuration and process before repeats are cut (never below the"
+        f" preset's minimum: {', '.join(f'{p.min_repeats} {name}' for name, p in PRESETS.items())})",
+    )
     fit_budgets = ", ".join(f"{preset.fit_budget_s or 'none'} {name}" for name, preset in PRESETS.items())
     run.add_argument(
         "--fit-budget",
-        help=f"seconds one fit may take before its loop is timed over fewer iterations, or none ({fit_budgets})",
+        help=f"seconds one fit may take before its loop is timed over fewer iterations, or none ({fit_budgets});"
+        " --sizes or --iterations without --fit-budget: none, so they run as asked",
     )
     run.add_argument(
         "--timeout",
@@ -190,8 +199,9 @@ def sweep_from(args: argparse.Namespace) -> Sweep:
     known = tuple(registry())
     sizes = option("sizes", whole_numbers("a size", 4), None)
     iterations = option("iterations", whole_numbers("an iteration count", 1), None)
-    points = preset.points
+    points, fit_budget_s = preset.points, preset.fit_budget_s
     if sizes or iterations:
+        fit_budget_s = None  # an explicit grid runs as asked, unless --fit-budget is given too
         points = tuple(
             (n, it)
             for n in sizes or sorted({n for n, _ in preset.points})
@@ -206,12 +216,14 @@ def sweep_from(args: argparse.Namespace) -> Sweep:
         dtypes=option("dtypes", choices(DTYPES, "dtype"), DTYPES),
         points=points,
         repeats=option("repeats", lambda t: whole_number(t, "repeats", 1), preset.repeats),
+        min_repeats=preset.min_repeats,
+        processes=option("processes", lambda t: whole_number(t, "processes", 1), preset.processes),
         threads=option("threads", lambda t: whole_number(t, "threads", 1), len(os.sched_getaffinity(0))),
         seed=option("seed", lambda t: whole_number(t, "the seed", 0), 0),
         learning_rate=option("learning_rate", lambda t: positive_number(t, "the learning rate"), None),
         budget_s=option("budget", lambda t: positive_number(t, "the budget", " of seconds"), preset.budget_s),
         timeout_s=option("timeout", lambda t: positive_number(t, "the timeout", " of seconds"), preset.timeout_s),
-        fit_budget_s=option("fit_budget", fit_budget, preset.fit_budget_s),
+        fit_budget_s=option("fit_budget", fit_budget, fit_budget_s),
     )
 
 
@@ -289,7 +301,28 @@ def nothing_selected(sweep: Sweep) -> str:
     )
 
 
+def load_average() -> list[float] | None:
+    """The 1-, 5- and 15-minute load averages, or None where the system has none."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def load_warning(load: dict, threads: int) -> str | None:
+    """A warning when the 1-minute load average before or after the sweep exceeded its thread count."""
+    high = {when: values[0] for when, values in load.items() if values and values[0] > threads}
+    if not high:
+        return None
+    readings = " and ".join(f"{value:g} {when} the sweep" for when, value in high.items())
+    return (
+        f"warning: load average {readings}, above the {threads} threads each framework was given (after includes"
+        " the sweep's own last minutes): other work competed for the cores and the timings may be disturbed"
+    )
+
+
 def command_run(args: argparse.Namespace, console: Console) -> int:
+    load_before = load_average()
     if args.resume:
         folder, sweep, run_id = run_to_resume(args)
         with runfolder.locked(folder):
@@ -297,7 +330,7 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
             runfolder.check(folder, run_id, [c.key for c in configs], whole_lines=True)
             runfolder.repair(folder)
             done = runfolder.done_keys(folder)
-            return sweep_into(folder, sweep, run_id, [c for c in configs if c.key not in done], console)
+            return sweep_into(folder, sweep, run_id, [c for c in configs if c.key not in done], console, load_before)
     sweep = sweep_from(args)
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + host_name()
     folder = Path(args.out) if args.out is not None else RESULTS_DIR / run_id
@@ -314,20 +347,23 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
         with runfolder.locked(folder):
             runfolder.write_json(folder / "environment.json", environment)
             runfolder.write_json(folder / "sweep.json", asdict(sweep))
-            return sweep_into(folder, sweep, run_id, configs, console)
+            return sweep_into(folder, sweep, run_id, configs, console, load_before)
     except results.DiskFull as error:  # sweep_into reports its own: this is the metadata, before any row
         shutil.rmtree(folder, ignore_errors=True)  # made above, and holding no row
         raise DiskFullStop(f"{error.strerror}; nothing was run, and {folder} is removed again") from None
 
 
-def sweep_into(folder: Path, sweep: Sweep, run_id: str, configs: list, console: Console) -> int:
-    """Run ``configs`` into ``folder`` (locked by the caller); print the summary and the status line."""
+def sweep_into(
+    folder: Path, sweep: Sweep, run_id: str, configs: list, console: Console, load_before: list[float] | None
+) -> int:
+    """Run ``configs`` into ``folder`` (locked by the caller); print the summary and the status line.
+    ``load_before``: the load averages before the command began, recorded with those after the sweep."""
     console.print(
         f"arraybench: {len(configs)} configurations, {sweep.threads} threads each, into {folder}",
         highlight=False,
         soft_wrap=True,
     )
-    progress = SweepProgress(len(configs), console)
+    progress = SweepProgress(len(configs) * sweep.processes, console)
     sweeper = Sweeper(sweep, folder, run_id, host_name(), progress)
     # SIGTERM and SIGHUP (the terminal closed) end a sweep as Ctrl-C does: rows on disk, resumable.
     previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
@@ -355,6 +391,8 @@ def sweep_into(folder: Path, sweep: Sweep, run_id: str, configs: list, console: 
     environment_path = folder / "environment.json"
     environment = json.loads(environment_path.read_text())
     environment.setdefault("workers", {}).update(sweeper.worker_facts)
+    load = {"before": load_before, "after": load_average()}
+    environment.setdefault("load_average", []).append(load)  # one entry per (resumed) stretch of the sweep
     try:
         runfolder.write_json(environment_path, environment)
     except results.DiskFull as error:
@@ -369,6 +407,8 @@ def sweep_into(folder: Path, sweep: Sweep, run_id: str, configs: list, console: 
     statuses = Counter(summary["status"])
     counts = ", ".join(f"{statuses[s]} {s}" for s in results.STATUSES if statuses[s])
     console.print(f"status: {counts}", highlight=False, soft_wrap=True)
+    if warning := load_warning(load, sweep.threads):
+        console.print(warning, highlight=False, soft_wrap=True, markup=False)
     console.print(f"run folder: {folder}", highlight=False, soft_wrap=True)
     return 0 if set(statuses) <= {"ok", "skipped"} else 1
 

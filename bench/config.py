@@ -46,29 +46,38 @@ class Configuration:
 
 @dataclass(frozen=True)
 class Preset:
-    """Defaults for a sweep. ``points`` pairs sizes with iteration counts; ``budget_s`` caps timed repeats;
-    ``fit_budget_s`` (None: no cap) shortens the loop of a configuration whose one fit would take longer."""
+    """Defaults for a sweep. ``points`` pairs sizes with iteration counts; every configuration is timed in
+    ``processes`` fresh worker processes, ``repeats`` timed fits in each; ``budget_s`` caps a process's timed
+    repeats, never below ``min_repeats``; ``fit_budget_s`` (None: no cap) shortens the loop of a configuration
+    whose one fit would take longer than it, or than ``budget_s / min_repeats``."""
 
     points: tuple[tuple[int, int], ...]
     repeats: int
     budget_s: float
     timeout_s: float
     fit_budget_s: float | None = None
+    min_repeats: int = 3
+    processes: int = 2
 
 
 PRESETS = {
-    # Under 5 minutes on 2 cores with every variant of both formulations: the tutorial's own point (2000 x
-    # 2000), 10^4 and 10^5 with 200 iterations, and 10^6 with 20, where NumPy's x ** 3 alone costs tens of
-    # milliseconds per iteration. The per-fit budget shortens the loops of the variants whose every
-    # iteration costs milliseconds of dispatch (JAX's un-jitted autodiff: 5-10 ms per iteration, which
-    # would spend 20 s per fit and two to three minutes of the sweep at the tutorial's point alone).
+    # About 6 minutes on 2 cores from a fresh clone (setup included) with every variant of both formulations:
+    # the tutorial's own point (2000 x 2000), 10^4 and 10^5 with 200 iterations, and 10^6 with 20, where
+    # NumPy's x ** 3 alone costs tens of milliseconds per iteration; 2 processes x 4-5 repeats, so every
+    # configuration has at least 8 samples (what ``compare`` needs for a verdict). The budgets (0.25 s a fit,
+    # 1 s of repeats per process) shorten the loops of the variants whose every iteration costs milliseconds
+    # of dispatch (JAX's un-jitted autodiff: 5-10 ms per iteration).
     "quick": Preset(
         points=((2_000, 2_000), (10_000, 200), (100_000, 200), (1_000_000, 20)),
         repeats=5,
         budget_s=1.0,
         timeout_s=180.0,
         fit_budget_s=1.0,
+        min_repeats=4,
     ),
+    # 2 processes x 5-7 repeats. The per-fit budget (6 s: 30 s over the 5 repeats every configuration keeps)
+    # bounds the largest points, where NumPy's tutorial loop takes over a second per iteration at 10^7; a fit
+    # of one log interval (100 iterations) can exceed it, and the timeout leaves room for that.
     "full": Preset(
         points=(
             *((n, it) for n in (100, 1_000, 10_000, 100_000) for it in (200, 2_000)),
@@ -76,7 +85,9 @@ PRESETS = {
         ),
         repeats=7,
         budget_s=30.0,
-        timeout_s=1_200.0,
+        timeout_s=1_800.0,
+        fit_budget_s=30.0,
+        min_repeats=5,
     ),
     # The GPU check (bench.gpu_check): 10^3 to 10^7 in one go on a lent GPU machine, within minutes; fewer
     # iterations at the top sizes, where the CPU's time per iteration is tens to hundreds of milliseconds.
@@ -86,6 +97,8 @@ PRESETS = {
         budget_s=1.0,
         timeout_s=120.0,
         fit_budget_s=2.0,
+        min_repeats=3,
+        processes=1,
     ),
 }
 
@@ -108,6 +121,10 @@ class Sweep:
     budget_s: float = PRESETS["quick"].budget_s
     timeout_s: float = PRESETS["quick"].timeout_s
     fit_budget_s: float | None = PRESETS["quick"].fit_budget_s
+    min_repeats: int = 1
+    """No time budget cuts a process's timed repeats below this (nor below ``repeats``)."""
+    processes: int = 1
+    """Fresh worker processes (rounds) each configuration is timed in."""
 
     def configurations(self, variants: dict[str, tuple[Variant, ...]]) -> list[Configuration]:
         """The grid, in run order: grouped by (backend, device), then dtype, variant, size.

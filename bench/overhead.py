@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 from bench.config import Configuration
+from bench.protocol import Request
 from bench.runner import WorkerProcess, worker_environment
 
 CASES = [
@@ -53,10 +54,10 @@ def runner_samples(config: Configuration, repeats: int) -> list[float]:
     """Seconds of ``repeats`` fits timed by a real worker process, as ``bench run`` times them."""
     worker = WorkerProcess(config.threads)
     try:
-        reply = worker.request({"configuration": config.to_dict(), "repeats": repeats, "budget_s": 1e9}, 600)
+        reply = worker.request(Request(1, config, repeats, budget_s=1e9, min_repeats=repeats), 600)
     finally:
         worker.close()
-    return reply["samples_s"]
+    return list(reply.samples_s)
 
 
 def main(rounds: int = 5, repeats: int = 7) -> None:

@@ -1,4 +1,5 @@
-"""Progress of a sweep on the terminal: configuration k of K, what runs, elapsed and estimated time left."""
+"""Progress of a sweep on the terminal: step k of K (a configuration in one worker process), what runs, elapsed
+and estimated time left."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from bench.config import Configuration
 
 
 def outcome(summary: dict) -> str:
-    """One configuration's result in a few words."""
+    """One configuration's result in a few words (``ran``: one process of several done, more to come)."""
+    if summary["status"] == "ran":
+        return f"ran {summary['reason']}"
     if summary["status"] == "ok":
         return f"ok {summary['us_per_iter']:.1f} us/iter"
     return f"{summary['status']}: {summary['reason']}"
@@ -38,15 +41,16 @@ class SweepProgress:
             self.task = self.bar.add_task("starting", total=total)
             self.bar.start()
 
-    def start(self, config: Configuration) -> None:
+    def start(self, config: Configuration, where: str = "") -> None:
         if self.bar:
-            self.bar.update(self.task, description=config.label())
+            self.bar.update(self.task, description=f"{config.label()}{where}")
 
-    def finish(self, config: Configuration, summary: dict) -> None:
-        self.done += 1
+    def finish(self, config: Configuration, summary: dict, steps: int = 1) -> None:
+        """``steps`` steps done, ending with ``config``'s ``summary`` (status ``ran``: a process of several)."""
+        self.done += steps
         if self.bar:
-            self.bar.update(self.task, advance=1)
-            if summary["status"] not in ("ok", "skipped"):
+            self.bar.update(self.task, advance=steps)
+            if summary["status"] not in ("ok", "skipped", "ran"):
                 self.bar.console.print(f"{config.label()}: {outcome(summary)}", markup=False)
             return
         elapsed = time.monotonic() - self.started

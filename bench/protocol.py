@@ -21,7 +21,7 @@ from typing import Any, ClassVar, get_args, get_origin, get_type_hints
 
 from bench.config import Configuration
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The version of both messages: a reader refuses any other."""
 
 REPLY_STATUSES = ("ran", "skipped", "failed", "oom", "timeout")
@@ -59,14 +59,16 @@ def type_name(hint: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join(type_name(arg) for arg in get_args(hint))
     if origin is tuple:
-        return f"a list of {type_name(get_args(hint)[0]).removeprefix('a ')}s"
+        first, *rest = type_name(get_args(hint)[0]).removeprefix("a ").split(" ", 1)
+        return " ".join(["a list of", f"{first}s", *rest])  # a list of numbers, a list of lists of numbers
     names = {float: "a number", int: "a whole number", str: "a string", bool: "true or false", type(None): "null"}
     return names.get(hint, f"a {getattr(hint, '__name__', hint)} object")
 
 
 def checked_fields(cls: type, data: Any, what: str) -> dict[str, Any]:
     """``data`` as keyword arguments of ``cls``: a JSON object of this schema version holding no unknown
-    field and a value of the declared type in each (lists become tuples); raises :class:`ProtocolError`."""
+    field and a value of the declared type in each (lists, nested ones too, become tuples); raises
+    :class:`ProtocolError`."""
     if not isinstance(data, dict):
         raise ProtocolError(f"{what} is not a JSON object but {type(data).__name__}")
     if data.get("schema_version") != SCHEMA_VERSION:
@@ -85,7 +87,7 @@ def checked_fields(cls: type, data: Any, what: str) -> dict[str, Any]:
     for name, value in data.items():
         if not conforms(value, hints[name]):
             raise ProtocolError(f"{what}: {name} is {short(value)}, not {type_name(hints[name])}")
-    kwargs = {name: tuple(value) if isinstance(value, list) else value for name, value in data.items()}
+    kwargs = {name: as_tuples(value) for name, value in data.items()}
     for name, value in data.items():
         if is_dataclass(hints[name]):
             try:
@@ -93,6 +95,11 @@ def checked_fields(cls: type, data: Any, what: str) -> dict[str, Any]:
             except TypeError as error:
                 raise ProtocolError(f"{what}: {name} is not a {hints[name].__name__} ({error})") from None
     return kwargs
+
+
+def as_tuples(value: Any) -> Any:
+    """``value`` with every list in it, nested ones too, made a tuple (as the dataclasses declare them)."""
+    return tuple(as_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def short(value: Any) -> str:
@@ -117,6 +124,12 @@ class Request:
     repeats: int
     budget_s: float
     fit_budget_s: float | None = None
+    min_repeats: int = 1
+    """No budget cuts the timed repeats below this (nor below ``repeats``)."""
+    first_seed: int | None = None
+    """Timed repeat i starts from the initial weights of seed ``first_seed + i`` (None: the configuration's seed)."""
+    iterations_timed: int | None = None
+    """The loop length to time, as an earlier process of the same configuration chose it (None: choose)."""
     schema_version: int = SCHEMA_VERSION
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("id", "configuration", "repeats", "budget_s")
@@ -131,7 +144,7 @@ class Request:
 
 @dataclass(frozen=True)
 class Reply:
-    """A worker's answer to one :class:`Request`: raw facts, which :func:`bench.runner.rows_for` checks
+    """A worker's answer to one :class:`Request`: raw facts, which :func:`bench.rows.rows_for` checks
     against the reference and turns into rows. The runner also makes replies of its own (``timeout``, a
     dead worker's ``failed``, a skip it decides before asking)."""
 
@@ -146,17 +159,20 @@ class Reply:
     iterations_timed: int = 0
     """The iterations each timed fit ran (fewer than the configuration's when the per-fit budget cut them)."""
     note: str = ""
-    weights: tuple[float, ...] = ()
-    final_loss: float = math.nan
-    logged_losses: tuple[float, ...] = ()
+    seeds: tuple[int, ...] = ()
+    """The seed of the initial weights each timed repeat started from; the three fields after it hold each
+    repeat's result, in the same order: a, b, c, d; the final loss; the logged losses."""
+    weights: tuple[tuple[float, ...], ...] = ()
+    final_losses: tuple[float, ...] = ()
+    logged_losses: tuple[tuple[float, ...], ...] = ()
     threads_used: str = ""
     traceback: str = field(default="", repr=False)
     schema_version: int = SCHEMA_VERSION
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("id", "status")
     RAN: ClassVar[tuple[str, ...]] = (
-        "backend_version", "first_call_s", "samples_s", "iterations_timed", "note", "weights", "final_loss",
-        "logged_losses", "threads_used",
+        "backend_version", "first_call_s", "samples_s", "iterations_timed", "note", "seeds", "weights",
+        "final_losses", "logged_losses", "threads_used",
     )  # fmt: skip
     """The fields a ``ran`` reply must hold (the others have defaults that mean "none")."""
 

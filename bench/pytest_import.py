@@ -2,7 +2,7 @@
 
 Every benchmark of ``tests/benchmarks/test_fit.py`` carries in its ``extra_info`` its configuration and
 what a runner worker replies (samples, first call, weights, losses, threads), so the run folder is built by
-the runner's own :func:`bench.runner.rows_for`: the same reference check, statistics and CSV columns as a
+the runner's own :func:`bench.rows.rows_for`: the same reference check, statistics and CSV columns as a
 ``python -m bench run``. pytest-benchmark leaves skipped benchmarks out of its JSON, so they are absent here.
 """
 
@@ -18,7 +18,8 @@ from bench import runfolder
 from bench.config import Configuration
 from bench.protocol import ProtocolError, Reply
 from bench.results import ResultsError
-from bench.runner import rows_for, write_rows
+from bench.rows import rows_for
+from bench.runner import write_rows
 
 CONFIG_KEYS = tuple(f.name for f in fields(Configuration))
 REPLY_KEYS = tuple(f.name for f in fields(Reply))
@@ -79,7 +80,7 @@ def write_run_folder(path: Path, data: dict, found: list[tuple[Configuration, Re
     statuses: Counter[str] = Counter()
     workers = {}
     for config, reply in found:
-        rows = rows_for(config, reply, run_id, host)
+        rows = rows_for(config, [reply], run_id, host)
         write_rows(folder, rows)
         statuses[rows["summary"][0]["status"]] += 1
         workers[f"{config.backend}/{config.device}"] = reply.threads_used

@@ -23,15 +23,23 @@ CONFIG_COLUMNS = [
     "run_id", "backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "learning_rate", "seed",
     "threads", "status", "reason", "backend_version", "host",
 ]  # fmt: skip
-RAW_COLUMNS = [*CONFIG_COLUMNS, "repeat", "iterations_timed", "seconds", "gpu_seconds"]
+RAW_COLUMNS = [*CONFIG_COLUMNS, "process", "repeat", "start_seed", "iterations_timed", "seconds", "gpu_seconds"]
+"""One row per timed repeat: ``process`` (0, 1, ...: the worker process, i.e. the round, that timed it), ``repeat``
+(its index within that process), ``start_seed`` (the seed of its initial weights; every repeat starts from its
+own), and its own reference check in ``status`` and ``reason``."""
 SUMMARY_COLUMNS = [
     *CONFIG_COLUMNS,
-    "repeats", "iterations_timed", "median_s", "gpu_median_s", "min_s", "mean_s", "std_s", "iqr_s", "cv",
-    "us_per_iter", "first_call_s",
+    "repeats", "processes", "iterations_timed", "median_s", "gpu_median_s", "min_s", "mean_s", "std_s", "iqr_s", "cv",
+    "process_cv", "us_per_iter", "first_call_s",
     "compile_s", "final_loss", "a", "b", "c", "d", "ref_rel_err", "ref_ok",
-    "loss_rel_err", "threads_used", "note", "floor_us", "x_floor", "gb_per_s",
+    "loss_rel_err", "check_power", "threads_used", "note", "floor_us", "x_floor", "gb_per_s",
 ]  # fmt: skip
-"""``gpu_seconds`` (raw) and ``gpu_median_s`` (summary): the same timed repeats on the GPU's own clock
+"""``repeats``: timed repeats in all, over ``processes`` worker processes. ``cv``: the spread within a process,
+``process_cv``: the spread of the per-process medians (both NaN where there are too few to spread; see
+:func:`bench.stats.summarise`). ``ref_rel_err``, ``loss_rel_err``: the worst repeat's. ``check_power``: the
+error one missing iteration would show, over the tolerance (see :func:`bench.rows.check_power`); under 1 the
+check could not see a missing iteration, and the note says so.
+``gpu_seconds`` (raw) and ``gpu_median_s`` (summary): the same timed repeats on the GPU's own clock
 (CUDA events recorded just before and just after each fit), for backends that have one (PyTorch, CuPy); empty
 elsewhere. ``seconds`` and ``median_s`` (the host clock) stay the main figures."""
 LOSS_COLUMNS = [
@@ -48,8 +56,10 @@ Measured (tests/test_backends.py, every backend and variant, n from 777 to 10^7,
 float64 agrees to about 2e-16 in the weights and 1e-15 in the losses, so 1e-10 leaves room for other
 summation orders while catching any real error. float32 agrees to at most 5e-7: x = linspace(...) itself is
 rounded to float32 (relative 6e-8), each gradient sum adds rounding of order 1e-7, and gradient descent
-damps rather than amplifies these. 2e-5 is 40 times the worst measured, still 1,000 times tighter than a
-wrong gradient or a missed iteration would give.
+damps rather than amplifies these. 2e-5 is 40 times the worst measured. A wrong gradient misses by orders of
+magnitude more; a missed iteration moves the result by one step of gradient descent, which shrinks as the fit
+converges (exactly, at n = 2000: 3.9e-5 in the weights after 2000 iterations, 7.8e-8 after 5000, 2.5e-12 after
+10^4), so whether the check sees one depends on the configuration: ``check_power`` in summary.csv says.
 """
 
 FILES = {"raw": "raw.csv", "summary": "summary.csv", "losses": "losses.csv"}

@@ -183,12 +183,13 @@ def check(
                 f"{folder / results.FILES['summary']}: rows of another sweep ({len(stray)} configurations not in"
                 f" sweep.json, the first: {describe(stray[0])})"
             )
-    for kind, extra in (("summary", []), ("raw", ["repeat"]), ("losses", ["iteration"])):
+    for kind, extra in (("summary", []), ("raw", ["process", "repeat"]), ("losses", ["iteration"])):
         frame = frames[kind]
         twice = frame[frame.duplicated([*results.KEY_COLUMNS, *extra], keep="first")]
         if len(twice):
             line = twice.index[0] + 2  # the header is line 1
-            what = "configuration" if not extra else f"{extra[0]} {twice.iloc[0][extra[0]]} of the configuration"
+            which = " ".join(f"{column} {twice.iloc[0][column]}" for column in extra)
+            what = f"{which} of the configuration" if extra else "configuration"
             raise FolderError(
                 f"{folder / results.FILES[kind]}: line {line}: {what} {describe(keys_of(twice)[0])} is there twice"
             )

@@ -2,16 +2,22 @@
 
 Frameworks never share a timing process: each (backend, device) group runs in its own fresh worker, and a
 worker that hangs (killed after the timeout) or crashes is replaced by a fresh one for the rest of the
-group, as is one whose framework raised (its state can no longer be trusted). Each configuration's rows
-are written and flushed as soon as it finishes; Ctrl-C, SIGTERM or SIGHUP is held back while they are
-written.
+group, as is one whose framework raised (its state can no longer be trusted).
+
+Every configuration is timed in ``processes`` fresh workers, in rounds: round 1 runs every group of the
+sweep in turn (A B C), then round 2 runs them all again in fresh workers (A B C), so that what differs from
+one process to the next, and slow spells of the machine, fall on every framework alike. Rounds after the
+first time the loop length the first chose, from seeds of their own, and only configurations that ran in the
+first. A configuration's rows (:mod:`bench.rows`) are written and flushed once its last round is done, or as
+soon as a round did not run it; Ctrl-C, SIGTERM or SIGHUP is held back while they are written. So
+``--resume`` never finds part of a configuration on disk: a configuration without its summary row runs again,
+in every round.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 import os
 import queue
 import signal
@@ -22,20 +28,17 @@ import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
 from itertools import groupby
 from pathlib import Path
 
 import numpy as np
 
 from backends import backend_class
-from backends.contract import FitResult, default_learning_rate
-from backends.reference import loss_relative_error, reference_fit, relative_error
 from bench import oomkill, results, roofline
 from bench.config import Configuration, Sweep
 from bench.memory import host_shortfall
 from bench.protocol import ProtocolError, Reply, Request
-from bench.stats import summarise
+from bench.rows import rows_for
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -171,59 +174,6 @@ def interrupts_held() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
-def config_columns(config: Configuration, run_id: str, host: str, status: str, reason: str, version: str) -> dict:
-    """The columns every row of raw.csv and summary.csv carries."""
-    return {
-        "run_id": run_id, "backend": config.backend, "grad": config.grad, "mode": config.mode,
-        "formulation": config.formulation, "device": config.device, "dtype": config.dtype, "n": config.n,
-        "iterations": config.iterations,
-        "learning_rate": config.problem.lr, "seed": config.seed, "threads": config.threads,
-        "status": status, "reason": reason, "backend_version": version, "host": host,
-    }  # fmt: skip
-
-
-def first_divergence(config: Configuration, result: FitResult) -> str | None:
-    """The reason text for a loss that became NaN or infinite (with the iteration), or None."""
-    problem = config.problem
-    if config.learning_rate is None:
-        rate = f"learning rate {problem.lr:g}, the default for n={config.n}"
-    else:
-        rate = f"learning rate {problem.lr:g}; the default for n={config.n} is {default_learning_rate(config.n):g}"
-    for t, loss in zip(problem.logged_iterations, result.logged_losses, strict=True):
-        if not math.isfinite(loss):
-            return (
-                f"loss is {loss} at iteration {t}, the first non-finite of the losses logged every"
-                f" {problem.log_interval} iterations ({rate})"
-            )
-    if not math.isfinite(result.final_loss) or not all(map(math.isfinite, result.weights)):
-        return f"loss or weights non-finite at the last iteration, {config.iterations - 1} ({rate})"
-    return None
-
-
-def malformed(config: Configuration, reply: Reply) -> str | None:
-    """Why the result in a worker's ``ran`` reply cannot be checked, or None when it has the expected shape."""
-    weights, losses = reply.weights, reply.logged_losses
-    logged = len(config.problem.logged_iterations)
-    if len(weights) != 4 or len(losses) != logged:
-        return f"the backend returned {len(weights)} weights and {len(losses)} logged losses, not 4 and {logged}"
-    return None
-
-
-def reference_check(config: Configuration, result: FitResult, reference: FitResult) -> tuple[str, str, float, float]:
-    """Status (``ok``, ``diverged`` or ``mismatch``), reason, ``ref_rel_err`` and ``loss_rel_err`` of one fit."""
-    if divergence := first_divergence(config, result):
-        return "diverged", divergence, math.nan, math.nan
-    rel_err = relative_error(result, reference)
-    loss_err = loss_relative_error(result, reference)
-    tolerance = results.TOLERANCE[config.dtype]
-    if rel_err <= tolerance and loss_err <= tolerance:
-        return "ok", "", rel_err, loss_err
-    reason = (
-        f"disagrees with the exact reference: weights {rel_err:.2e}, losses {loss_err:.2e} (tolerance {tolerance:g})"
-    )
-    return "mismatch", reason, rel_err, loss_err
-
-
 def cpu_working_sets(configs: Iterable[Configuration]) -> set[int]:
     """The bytes one iteration reads (x and y) for each CPU configuration: where the probe measures bandwidth."""
     return {
@@ -231,69 +181,6 @@ def cpu_working_sets(configs: Iterable[Configuration]) -> set[int]:
         for config in configs
         if config.device == "cpu"
     }
-
-
-def roofline_columns(config: Configuration, us_per_iter: float, probe: dict | None) -> dict[str, float]:
-    """``floor_us`` (from the machine probe; NaN without one, or off the CPU), ``x_floor`` and ``gb_per_s``."""
-    itemsize = np.dtype(config.dtype).itemsize
-    floor = math.nan
-    if config.device == "cpu":
-        floor = roofline.machine_floor_us(probe, config.n, config.dtype, itemsize, config.threads)
-    return {
-        "floor_us": floor,
-        "x_floor": us_per_iter / floor,
-        "gb_per_s": roofline.achieved_gb_per_s(config.n, itemsize, us_per_iter),
-    }
-
-
-def rows_for(
-    config: Configuration, reply: Reply, run_id: str, host: str, probe: dict | None = None
-) -> dict[str, list[dict]]:
-    """The raw, summary and loss rows of one configuration, with its check against the reference and the
-    machine's floor (``probe``: the machine probe's record, see :mod:`bench.probe`)."""
-    version = reply.backend_version
-    if reply.status == "ran" and (problem := malformed(replace(config, iterations=reply.iterations_timed), reply)):
-        reply = replace(reply, status="failed", reason=problem)
-    if reply.status != "ran":
-        base = config_columns(config, run_id, host, reply.status, reply.reason, version)
-        return {"summary": [base], "raw": [], "losses": []}
-
-    # The configuration as timed: the per-fit budget may have shortened its loop.
-    timed = replace(config, iterations=reply.iterations_timed)
-    result = FitResult(reply.weights, reply.final_loss, list(reply.logged_losses))  # type: ignore[arg-type]
-    reference = reference_fit(timed.problem)
-    status, reason, rel_err, loss_err = reference_check(timed, result, reference)
-    base = config_columns(config, run_id, host, status, reason, version)
-    stats = summarise(list(reply.samples_s), timed.iterations)
-    a, b, c, d = result.weights
-    device_samples = reply.device_samples_s
-    summary = {
-        **base, "iterations_timed": timed.iterations, **stats,
-        "gpu_median_s": statistics.median(device_samples) if device_samples else math.nan,
-        "first_call_s": reply.first_call_s, "compile_s": reply.first_call_s - stats["median_s"],
-        "final_loss": result.final_loss, "a": a, "b": b, "c": c, "d": d,
-        "ref_rel_err": rel_err, "ref_ok": status == "ok", "loss_rel_err": loss_err,
-        "threads_used": reply.threads_used, "note": reply.note,
-        **roofline_columns(config, stats["us_per_iter"], probe),
-    }  # fmt: skip
-    raw = [
-        {
-            **base,
-            "repeat": i,
-            "iterations_timed": timed.iterations,
-            "seconds": s,
-            "gpu_seconds": device_samples[i] if device_samples else math.nan,
-        }
-        for i, s in enumerate(reply.samples_s)
-    ]
-    key = {k: summary[k] for k in ("run_id", *results.KEY_COLUMNS)}
-    losses = [
-        {**key, "iteration": t, "loss": got, "reference_loss": want}
-        for t, got, want in zip(
-            timed.problem.logged_iterations, result.logged_losses, reference.logged_losses, strict=True
-        )
-    ]
-    return {"summary": [summary], "raw": raw, "losses": losses}
 
 
 def write_rows(folder: Path, rows: dict[str, list[dict]]) -> None:
@@ -304,7 +191,7 @@ def write_rows(folder: Path, rows: dict[str, list[dict]]) -> None:
 
 
 class Sweeper:
-    """Runs the configurations of a sweep, group by group, and reports progress."""
+    """Runs the configurations of a sweep, round by round and group by group, and reports progress."""
 
     def __init__(self, sweep: Sweep, folder: Path, run_id: str, host: str, progress) -> None:
         self.sweep, self.folder, self.run_id, self.host, self.progress = sweep, folder, run_id, host, progress
@@ -313,18 +200,23 @@ class Sweeper:
         self.worker_facts: dict[str, str] = {}
         self.worker: WorkerProcess | None = None
         self.request_ids = itertools.count(1)
+        self.replies: dict[tuple, list[Reply]] = {}
+        """The replies so far of each configuration not yet written, one per round."""
         self.probe: dict | None = None
         """The machine probe's record, for the roofline columns (None: no probe, the columns are NaN)."""
 
     def run(self, configs: list[Configuration]) -> Counter[str]:
-        for _, group in groupby(configs, key=lambda c: (c.backend, c.device)):
-            try:
-                for config in group:
-                    self._one(config)
-            except BaseException:
-                self._drop_worker(kill=True)
-                raise
-            self._drop_worker(kill=False)
+        groups = [list(group) for _, group in groupby(configs, key=lambda c: (c.backend, c.device))]
+        for process in range(self.sweep.processes):
+            for group in groups:
+                try:
+                    for config in group:
+                        if process == 0 or config.key in self.replies:
+                            self._one(config, process)
+                except BaseException:
+                    self._drop_worker(kill=True)
+                    raise
+                self._drop_worker(kill=False)
         return self.statuses
 
     def _drop_worker(self, kill: bool) -> None:
@@ -332,15 +224,23 @@ class Sweeper:
             self.worker.kill() if kill else self.worker.close()
             self.worker = None
 
-    def _one(self, config: Configuration) -> None:
-        """Run one configuration in the group's worker (afresh after a hang, crash or error); write its rows."""
-        self.progress.start(config)
+    def _one(self, config: Configuration, process: int) -> None:
+        """Run one round of a configuration in the group's worker (afresh after a hang, crash or error); write
+        its rows once it is done."""
+        processes = self.sweep.processes
+        self.progress.start(config, f" (process {process + 1} of {processes})" if processes > 1 else "")
+        earlier = self.replies.pop(config.key, [])
         variant_key = (config.backend, config.variant, config.device, config.dtype)
-        skip = host_shortfall(config)
-        if variant_key in self.oom_at and config.n >= self.oom_at[variant_key]:
+        skip = host_shortfall(config) if process == 0 else None
+        if process == 0 and variant_key in self.oom_at and config.n >= self.oom_at[variant_key]:
             skip = f"n={self.oom_at[variant_key]} of this variant already ran out of memory"
         sweep = self.sweep
-        request = Request(next(self.request_ids), config, sweep.repeats, sweep.budget_s, sweep.fit_budget_s)
+        request = Request(
+            next(self.request_ids), config, sweep.repeats, sweep.budget_s, sweep.fit_budget_s,
+            min_repeats=min(sweep.min_repeats, sweep.repeats),
+            first_seed=config.seed + process * sweep.repeats,
+            iterations_timed=earlier[0].iterations_timed if earlier else None,
+        )  # fmt: skip
         if skip:
             reply = Reply(id=request.id, status="skipped", reason=skip)
         else:
@@ -352,14 +252,20 @@ class Sweeper:
             if reply.status in ("failed", "oom"):
                 self._drop_worker(kill=True)  # a framework that raised may be left in a broken state
         if reply.status == "oom":
-            self.oom_at[variant_key] = config.n
+            self.oom_at[variant_key] = min(config.n, self.oom_at.get(variant_key, config.n))
         if reply.threads_used:
             self.worker_facts[f"{config.backend}/{config.device}"] = reply.threads_used
-        rows = rows_for(config, reply, self.run_id, self.host, self.probe)
+        replies = [*earlier, reply]
+        if reply.status == "ran" and process + 1 < processes:
+            self.replies[config.key] = replies
+            median_us = statistics.median(reply.samples_s) / reply.iterations_timed * 1e6
+            self.progress.finish(config, {"status": "ran", "reason": f"process {process + 1}: {median_us:.1f} us/iter"})
+            return
+        rows = rows_for(config, replies, self.run_id, self.host, self.probe)
         write_rows(self.folder, rows)
         summary = rows["summary"][0]
         self.statuses[summary["status"]] += 1
-        self.progress.finish(config, summary)
+        self.progress.finish(config, summary, steps=processes - process)
 
 
 def plan(sweep: Sweep) -> list[Configuration]:

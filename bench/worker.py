@@ -58,8 +58,11 @@ def warm_up(backend: Backend, config: Configuration) -> float:
     return seconds / tiny.iterations
 
 
-def ran_reply(backend: Backend, measurement: Measurement, iterations_timed: int, notes: tuple[str, ...] = ()) -> Reply:
-    """The reply for a configuration that ran (``id`` 0: :meth:`Worker.answer` sets the request's)."""
+def ran_reply(
+    backend: Backend, measurement: Measurement, iterations_timed: int, seeds: list[int], notes: tuple[str, ...] = ()
+) -> Reply:
+    """The reply for a configuration that ran (``id`` 0: :meth:`Worker.answer` sets the request's);
+    ``seeds[i]`` is the seed of the initial weights timed repeat ``i`` started from."""
     facts = {"cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
     facts.update(backend.describe())
     return Reply(
@@ -71,9 +74,10 @@ def ran_reply(backend: Backend, measurement: Measurement, iterations_timed: int,
         device_samples_s=tuple(measurement.device_samples_s),
         iterations_timed=iterations_timed,
         note="; ".join(note for note in (*notes, measurement.note) if note),
-        weights=tuple(measurement.result.weights),
-        final_loss=measurement.result.final_loss,
-        logged_losses=tuple(measurement.result.logged_losses),
+        seeds=tuple(seeds[: len(measurement.results)]),
+        weights=tuple(tuple(r.weights) for r in measurement.results),
+        final_losses=tuple(r.final_loss for r in measurement.results),
+        logged_losses=tuple(tuple(r.logged_losses) for r in measurement.results),
         threads_used="; ".join(f"{k}={v}" for k, v in facts.items()),
     )
 
@@ -122,9 +126,18 @@ class Worker:
             warm_key = (config.variant, config.device)
             if warm_key not in self.per_iteration_s:
                 self.per_iteration_s[warm_key] = warm_up(backend, config)
-            problem, notes = self.timed_problem(config, request.fit_budget_s)
+            problem, notes = self.timed_problem(config, request)
             fit = backend.prepare(problem, config.variant, config.device)
-            measurement = measure(fit, request.repeats, request.budget_s, backend.device_timer(config.device))
+            first_seed = config.seed if request.first_seed is None else request.first_seed
+            seeds = [first_seed + i for i in range(request.repeats)]
+            measurement = measure(
+                fit,
+                lambda i: replace(problem, seed=seeds[i]).initial_weights(),
+                request.repeats,
+                request.min_repeats,
+                request.budget_s,
+                backend.device_timer(config.device),
+            )
         except Exception as error:
             last_line = (str(error).strip().splitlines() or [""])[-1]
             return Reply(
@@ -136,7 +149,7 @@ class Worker:
             )
         per_iteration_s = statistics.median(measurement.samples_s) / problem.iterations
         self.timed_s.setdefault((config.variant, config.device, config.dtype), {})[config.n] = per_iteration_s
-        return ran_reply(backend, measurement, problem.iterations, notes)
+        return ran_reply(backend, measurement, problem.iterations, seeds, notes)
 
     def estimated_per_iteration_s(self, config: Configuration) -> tuple[float, str]:
         """A cautious estimate of ``config``'s seconds per iteration, and where it comes from: the tiny fit's
@@ -151,9 +164,20 @@ class Worker:
             source = f"{timed[smaller_n] * 1e3:.3g} ms per iteration at n={smaller_n}, scaled to n={config.n}"
         return estimate, source
 
-    def timed_problem(self, config: Configuration, fit_budget_s: float | None) -> tuple[Problem, tuple[str, ...]]:
-        """``config``'s problem, its loop shortened when one fit is estimated to exceed the budget."""
+    def timed_problem(self, config: Configuration, request: Request) -> tuple[Problem, tuple[str, ...]]:
+        """``config``'s problem, its loop shortened when one fit is estimated to exceed the per-fit budget.
+
+        The budget is the request's ``fit_budget_s`` (None: never shortened), and no more than the
+        configuration's ``budget_s`` over its ``min_repeats``, so that the minimum repeats fit in it. A request
+        that names ``iterations_timed`` (every process after a configuration's first) gets that loop length,
+        so that every process times the same loop.
+        """
         problem = config.problem
+        if request.iterations_timed is not None:
+            return replace(problem, iterations=request.iterations_timed), ()
+        if request.fit_budget_s is None:
+            return problem, ()
+        fit_budget_s = min(request.fit_budget_s, request.budget_s / request.min_repeats)
         per_iteration_s, source = self.estimated_per_iteration_s(config)
         iterations = affordable_iterations(problem.iterations, per_iteration_s, fit_budget_s, problem.log_interval)
         if iterations == problem.iterations:
@@ -162,6 +186,8 @@ class Worker:
             f"timed over {iterations} of {problem.iterations} iterations by the {fit_budget_s:g} s per-fit budget"
             f" ({source})"
         )
+        if per_iteration_s * iterations > fit_budget_s:
+            note += f"; a fit of {iterations} iterations still exceeds it: loops are not cut below one log interval"
         return replace(problem, iterations=iterations), (note,)
 
 

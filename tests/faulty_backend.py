@@ -19,11 +19,13 @@ import os
 import stat
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from backends.contract import Backend, Fit, FitResult, Problem, Variant
 from backends.numpy_backend import fit_tutorial
+from bench.protocol import SCHEMA_VERSION
 
 FAULTS = {
     5: "hang",  # sleeps for ever: the runner's --timeout must kill it
@@ -35,6 +37,7 @@ FAULTS = {
     11: "nan",  # the losses turn NaN from the second logged iteration on: divergence
     12: "malformed",  # a result with three weights instead of four
     13: "slow",  # correct, but every fit takes SLOW_S seconds (to interrupt a sweep in mid-run)
+    15: "stale-result",  # runs its first call only; every later call returns that first result again
     17: "hog",  # touches memory in 64 MiB steps up to HOG_BYTES: where a memory cgroup limits it, the
     # kernel's out-of-memory killer ends the worker with SIGKILL
     18: "garbage",  # a line that is not JSON on the worker's reply channel, as a native library might write
@@ -50,8 +53,8 @@ broken = False
 """Set by a raised error: every later fit in this process fails, as a GPU context does after a device error."""
 
 
-def faulty_fit(fault: str, fit: Fit) -> FitResult:
-    """Run ``fit``, spoiled by ``fault``."""
+def faulty_fit(fault: str, fit: Callable[[], FitResult], first: list[FitResult]) -> FitResult:
+    """Run ``fit``, spoiled by ``fault`` (``first`` holds the fit's first result, once there is one)."""
     global broken
     if broken:
         raise RuntimeError("faulty backend: unusable after an earlier error in this process")
@@ -78,12 +81,16 @@ def faulty_fit(fault: str, fit: Fit) -> FitResult:
     elif fault in ("garbage", "stale"):
         line = "not json: framework says hello\n"
         if fault == "stale":
-            line = json.dumps({"id": 0, "status": "skipped", "reason": "stale", "schema_version": 1}) + "\n"
+            stale = {"id": 0, "status": "skipped", "reason": "stale", "schema_version": SCHEMA_VERSION}
+            line = json.dumps(stale) + "\n"
         os.write(reply_channel(), line.encode())
     elif fault == "chatter":
         print("faulty backend: chatter on Python's stdout", flush=True)
         os.write(1, b"faulty backend: chatter on file descriptor 1\n")
+    elif fault == "stale-result" and first:
+        return first[0]
     result = fit()
+    first.append(result)
     if fault == "nan":
         losses = result.logged_losses[:1] + [math.nan] * (len(result.logged_losses) - 1)
         return FitResult(result.weights, math.nan, losses)
@@ -121,4 +128,5 @@ class FaultyBackend(Backend):
         x, y = problem.x_and_y()
         weights = problem.initial_weights()
         fault = FAULTS.get(problem.n, "none")
-        return lambda: faulty_fit(fault, lambda: fit_tutorial(x, y, weights, problem))
+        first: list[FitResult] = []
+        return Fit(lambda initial: faulty_fit(fault, lambda: fit_tutorial(x, y, initial, problem), first), weights)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -40,6 +41,13 @@ def test_fit_agrees_with_the_reference(name: str, variant: Variant, n: int, iter
     assert relative_error(result, reference) <= TOLERANCE[dtype]
     assert loss_relative_error(result, reference) <= TOLERANCE[dtype]
     assert fit() == result, "a prepared fit must restart from the same initial weights every call"
+    other = replace(problem, seed=problem.seed + 1)
+    fit.reset(other.initial_weights())
+    moved = fit()
+    assert relative_error(moved, reference_fit(other)) <= TOLERANCE[dtype], "reset() chooses the initial weights"
+    assert relative_error(moved, reference) > 1e-3
+    fit.reset(problem.initial_weights())
+    assert fit() == result
 
 
 def exact_gradient(problem: Problem) -> np.ndarray:

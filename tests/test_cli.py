@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -73,7 +74,11 @@ def test_tiny_sweep_writes_every_file_with_the_documented_columns(tmp_path: Path
     ok = summary[summary["status"] == "ok"]
     assert len(ok) == 3 * 4 and set(ok["device"]) == {"cpu"}
     assert (ok["ref_ok"]).all() and (ok["ref_rel_err"] <= results.TOLERANCE["float32"]).all()
-    assert (ok["repeats"] == 2).all() and len(raw) == 2 * len(ok)
+    # 2 worker processes (the preset's) x 2 repeats; each repeat from its own seed, checked on its own.
+    assert (ok["repeats"] == 4).all() and (ok["processes"] == 2).all() and len(raw) == 4 * len(ok)
+    assert ok["process_cv"].notna().all() and ok["cv"].notna().all() and (ok["check_power"] > 1).all()
+    assert sorted(raw.groupby("process").size()) == [2 * len(ok)] * 2 and (raw["status"] == "ok").all()
+    assert (raw.groupby(results.KEY_COLUMNS)["start_seed"].apply(sorted).map(tuple) == (0, 1, 2, 3)).all()
     assert len(losses) == 3 * 2 * (1 + 2)  # 1 logged loss at 100 iterations, 2 at 200
     missing = summary[summary["backend"] == "missing"]
     assert (missing["status"] == "skipped").all()
@@ -85,6 +90,8 @@ def test_tiny_sweep_writes_every_file_with_the_documented_columns(tmp_path: Path
     environment = json.loads((out / "environment.json").read_text())
     for key in ("cpu_model", "logical_cores", "memory_gib", "python", "packages", "git_commit", "workers"):
         assert key in environment
+    [load] = environment["load_average"]
+    assert len(load["before"]) == len(load["after"]) == 3  # 1-, 5- and 15-minute averages
     assert "numpy/cpu" in environment["workers"]
     assert "status: 12 ok, 20 skipped" in printed
     assert printed.strip().splitlines()[-1] == f"run folder: {out}"
@@ -99,7 +106,17 @@ def test_summary_statistics_on_known_samples() -> None:
     assert stats["iqr_s"] == 2.0
     assert stats["cv"] == pytest.approx(stats["std_s"] / 4.0)
     assert stats["us_per_iter"] == pytest.approx(3.0 / 100 * 1e6)
-    assert summarise([0.5], iterations=1)["std_s"] == 0.0
+    one = summarise([0.5], iterations=1)
+    assert math.isnan(one["std_s"]) and math.isnan(one["iqr_s"]) and math.isnan(one["cv"])  # no spread in one
+    assert math.isnan(stats["process_cv"]) and stats["processes"] == 1
+
+
+def test_process_cv_is_the_spread_of_the_process_medians_and_cv_the_spread_within() -> None:
+    stats = summarise([1.0, 1.2, 1.1, 2.0, 2.2, 2.1], iterations=1, processes=[0, 0, 0, 1, 1, 1])
+    assert stats["processes"] == 2 and stats["repeats"] == 6 and stats["median_s"] == pytest.approx(1.6)
+    assert stats["process_cv"] == pytest.approx(pd.Series([1.1, 2.1]).std() / 1.6)
+    assert stats["cv"] == pytest.approx(0.1 / stats["mean_s"])  # each process: std 0.1
+    assert math.isnan(summarise([1.0, 2.0], iterations=1, processes=[0, 1])["cv"])  # one sample a process
 
 
 @pytest.mark.parametrize(

@@ -13,11 +13,12 @@ import math
 from contextlib import contextmanager
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from backends import BackendUnavailable, backend_class, load_backend
-from backends.contract import DEVICES, DTYPES, FORMULATIONS, MODES, Backend, FitResult, Problem, Variant
+from backends.contract import DEVICES, DTYPES, FORMULATIONS, MODES, Backend, Fit, FitResult, Problem, Variant
 from backends.numpy_backend import NumpyBackend
 from backends.reference import loss_relative_error, reference_fit, relative_error
 from bench import gpu_check, memory, results
@@ -25,7 +26,8 @@ from bench.cli import build_parser, sweep_from
 from bench.config import Configuration
 from bench.environment import parse_gpus
 from bench.protocol import Reply, Request
-from bench.runner import rows_for, worker_environment
+from bench.rows import rows_for
+from bench.runner import worker_environment
 from bench.timing import measure
 from bench.worker import Worker
 from tests.availability import GPU_BACKENDS, cupy_installed, device_marks, gpu_here, runnable_or_skip
@@ -188,7 +190,8 @@ def test_cuda_graph_memory_does_not_grow_with_iterations() -> None:
 def test_cuda_events_time_each_repeat_on_the_gpu(name: str) -> None:
     backend = runnable(name, Variant("manual", "eager"), "gpu")
     fit = backend.prepare(Problem(n=100_000, iterations=20), Variant("manual", "eager"), "gpu")
-    measurement = measure(fit, repeats=3, device_timer=backend.device_timer("gpu"))
+    start = Problem(n=100_000, iterations=20).initial_weights()
+    measurement = measure(fit, lambda i: start, repeats=3, device_timer=backend.device_timer("gpu"))
     assert len(measurement.device_samples_s) == len(measurement.samples_s) == 3
     assert all(0 < s < 60 for s in measurement.device_samples_s)
 
@@ -245,9 +248,10 @@ def test_measure_records_the_device_clock_beside_the_host_clock() -> None:
         started = next(ticks)
         return lambda: float(next(ticks) - started)
 
-    with_clock = measure(lambda: result, repeats=4, device_timer=device_timer)
+    fit = Fit(lambda _: result, np.zeros(4))
+    with_clock = measure(fit, lambda i: np.zeros(4), repeats=4, device_timer=device_timer)
     assert len(with_clock.samples_s) == 4 and with_clock.device_samples_s == [1.0, 1.0, 1.0, 1.0]
-    without = measure(lambda: result, repeats=2)
+    without = measure(fit, lambda i: np.zeros(4), repeats=2)
     assert without.device_samples_s == [] and len(without.samples_s) == 2
 
 
@@ -259,14 +263,14 @@ def ran_reply(config: Configuration, **extra) -> Reply:
     reference = reference_fit(config.problem)
     return Reply(
         id=1, status="ran", backend_version="test", first_call_s=0.2, samples_s=(0.1, 0.3, 0.2),
-        iterations_timed=config.iterations, weights=reference.weights, final_loss=reference.final_loss,
-        logged_losses=tuple(reference.logged_losses), **extra,
+        iterations_timed=config.iterations, seeds=(config.seed,) * 3, weights=(reference.weights,) * 3,
+        final_losses=(reference.final_loss,) * 3, logged_losses=(tuple(reference.logged_losses),) * 3, **extra,
     )  # fmt: skip
 
 
 def test_rows_carry_the_gpu_median_beside_the_host_median() -> None:
     config = small_config("gpu")
-    rows = rows_for(config, ran_reply(config, device_samples_s=(0.09, 0.25, 0.18)), "run", "host")
+    rows = rows_for(config, [ran_reply(config, device_samples_s=(0.09, 0.25, 0.18))], "run", "host")
     summary = rows["summary"][0]
     assert summary["status"] == "ok"
     assert summary["median_s"] == 0.2 and summary["gpu_median_s"] == 0.18
@@ -276,7 +280,7 @@ def test_rows_carry_the_gpu_median_beside_the_host_median() -> None:
 
 def test_rows_without_a_device_clock_leave_the_gpu_median_empty() -> None:
     config = small_config()
-    rows = rows_for(config, ran_reply(config), "run", "host")
+    rows = rows_for(config, [ran_reply(config)], "run", "host")
     assert math.isnan(rows["summary"][0]["gpu_median_s"])
     assert all(math.isnan(r["gpu_seconds"]) for r in rows["raw"])
 

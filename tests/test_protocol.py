@@ -14,7 +14,8 @@ from bench.worker import Worker
 CONFIG = Configuration("numpy", "manual", "eager", "cpu", "float64", 16, 10, None, 0, 1)
 RAN = Reply(
     id=7, status="ran", backend_version="1", first_call_s=0.5, samples_s=(0.1, 0.2), iterations_timed=10,
-    weights=(1.0, 2.0, 3.0, 4.0), final_loss=math.nan, logged_losses=(1.0,), threads_used="cores=1",
+    seeds=(0, 1), weights=((1.0, 2.0, 3.0, 4.0),) * 2, final_losses=(math.nan, 1.0), logged_losses=((1.0,),) * 2,
+    threads_used="cores=1",
 )  # fmt: skip
 
 
@@ -22,7 +23,7 @@ def test_a_request_and_a_reply_survive_their_line() -> None:
     request = Request(3, CONFIG, 2, 1.0, None)
     assert Request.from_line(request.to_line()) == request
     back = Reply.from_line(RAN.to_line(), 7)
-    assert back.samples_s == RAN.samples_s and math.isnan(back.final_loss) and back.weights == RAN.weights
+    assert back.samples_s == RAN.samples_s and math.isnan(back.final_losses[0]) and back.weights == RAN.weights
     assert json.loads(RAN.to_line())["schema_version"] == SCHEMA_VERSION
 
 
@@ -39,15 +40,15 @@ def edited(**changes) -> str:
 BROKEN = {
     "not json": ("Fatal error: oops", "is not JSON"),
     "not an object": ("[1, 2]", "is not a JSON object but list"),
-    "other version": (edited(schema_version=0), "has schema_version 0, not 1"),
+    "other version": (edited(schema_version=0), f"has schema_version 0, not {SCHEMA_VERSION}"),
     "no version": (edited(schema_version=KeyError), "has schema_version None"),
     "no id": (edited(id=KeyError), "lacks id"),
     "wrong id": (edited(id=6), "answers request 6, not the current request 7"),
     "unknown field": (edited(colour="red"), "unknown fields colour"),
     "unknown status": (edited(status="great"), "has status 'great'"),
     "weights not numbers": (
-        edited(weights=["a", "b", "c", "d"]),
-        "weights is ['a', 'b', 'c', 'd'], not a list of numbers",
+        edited(weights=[["a", "b", "c", "d"]]),
+        "weights is [['a', 'b', 'c', 'd']], not a list of lists of numbers",
     ),
     "samples not a list": (edited(samples_s=0.1), "samples_s is 0.1"),
     "id a bool": (edited(id=True), "id is True"),
@@ -64,7 +65,9 @@ def test_a_broken_reply_line_is_refused_with_the_reason(line: str, message: str)
 
 
 def test_a_failed_reply_needs_no_timings() -> None:
-    reply = Reply.from_line(json.dumps({"id": 2, "status": "failed", "reason": "x", "schema_version": 1}), 2)
+    reply = Reply.from_line(
+        json.dumps({"id": 2, "status": "failed", "reason": "x", "schema_version": SCHEMA_VERSION}), 2
+    )
     assert reply.samples_s == () and math.isnan(reply.first_call_s)
 
 

@@ -24,6 +24,7 @@ ROUNDS = 3
 WRONG_BACKEND = '''
 from dataclasses import replace
 
+from backends.contract import Fit
 from backends.numpy_backend import NumpyBackend
 
 
@@ -35,11 +36,12 @@ class WrongBackend(NumpyBackend):
     def prepare(self, problem, variant, device):
         fit = super().prepare(problem, variant, device)
 
-        def wrong_fit():
+        def wrong_fit(initial):
+            fit.reset(initial)
             result = fit()
             return replace(result, weights=(result.weights[0] + 0.01, *result.weights[1:]))
 
-        return wrong_fit
+        return Fit(wrong_fit, problem.initial_weights())
 '''
 
 

@@ -125,6 +125,22 @@ def test_out_of_memory_is_oom_and_skips_the_larger_sizes_of_that_variant_only(tm
 
 
 @pytest.mark.slow
+def test_a_backend_that_returns_a_stale_result_on_later_repeats_is_a_mismatch(tmp_path):
+    """n=15: the fit runs once in each process, then hands that result back: in each process, the repeat
+    after the one from the warm-up's seed disagrees with its own reference."""
+    run = tmp_path / "run"
+    done = bench("run", "--backends", "faulty", "--sizes", "15,16", "--iterations", "200", "--out", str(run), *TINY)
+    assert done.returncode == 1, done.stdout + done.stderr
+    got = rows(run)
+    assert got[("faulty", 16, 200)]["status"] == "ok"
+    stale = got[("faulty", 15, 200)]
+    assert stale["status"] == "mismatch" and "disagrees with the exact reference" in stale["reason"]
+    assert "(repeat 2 of process 1, from seed 1; 2 of 4)" in stale["reason"]
+    raw = results.read_csv(run, "raw")
+    assert list(raw[raw["n"] == 15]["status"]) == ["ok", "mismatch", "ok", "mismatch"]
+
+
+@pytest.mark.slow
 def test_a_size_that_cannot_fit_is_skipped_with_the_estimate_and_exit_status_0(tmp_path):
     run = tmp_path / "run"
     huge = 10**13  # 10^13 float64 elements: about 900 TiB, more than any host has
@@ -229,7 +245,7 @@ def same_results(run: Path, whole: Path) -> None:
     pd.testing.assert_frame_equal(results.read_csv(run)[DETERMINED], results.read_csv(whole)[DETERMINED])
     losses = [c for c in results.LOSS_COLUMNS if c != "run_id"]
     pd.testing.assert_frame_equal(results.read_csv(run, "losses")[losses], results.read_csv(whole, "losses")[losses])
-    raw = [*results.KEY_COLUMNS, "status", "repeat"]
+    raw = [*results.KEY_COLUMNS, "status", "process", "repeat", "start_seed"]
     pd.testing.assert_frame_equal(results.read_csv(run, "raw")[raw], results.read_csv(whole, "raw")[raw])
 
 

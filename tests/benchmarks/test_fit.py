@@ -8,8 +8,9 @@ Each benchmark follows the runner's timing rules (bench/timing.py) and checks it
    kept out of pytest-benchmark's statistics;
 4. pytest-benchmark then times ``--fit-rounds`` rounds of one synchronised fit each (pedantic mode, no
    warm-up rounds of its own);
-5. the last measured fit is checked against the exact float64 reference (bench.runner.reference_check): a
-   disagreement fails the benchmark.
+5. every round starts from its own initial weights (seed + round, set by pytest-benchmark's untimed ``setup``)
+   and is checked against its own exact float64 reference (bench.rows.reference_check): a disagreement fails
+   the benchmark.
 
 ``extra_info`` carries the configuration and the worker's reply (samples, first call, weights, losses,
 threads), from which ``python -m bench import-pytest-benchmark`` rebuilds the runner's CSV rows.
@@ -18,10 +19,12 @@ With ``--benchmark-disable`` each benchmark runs and checks one fit, untimed: a 
 
 from __future__ import annotations
 
-from backends.contract import Backend
-from backends.reference import reference_fit
+from dataclasses import replace
+
+from backends.contract import Backend, FitResult
+from backends.reference import reference_fits
 from bench.config import Configuration
-from bench.runner import reference_check
+from bench.rows import reference_check
 from bench.stats import summarise
 from bench.timing import Measurement, timed_call
 from bench.worker import ran_reply, warm_up
@@ -41,14 +44,30 @@ def test_fit(
     fit = backend.prepare(config.problem, config.variant, config.device)
     if benchmark.enabled:
         first_call_s, _ = timed_call(fit)
-    result = benchmark.pedantic(fit, rounds=fit_rounds, iterations=1, warmup_rounds=0)
-    status, reason, rel_err, loss_err = reference_check(config, result, reference_fit(config.problem))
+    seeds: list[int] = []
+    results: list[FitResult] = []
+
+    def reset() -> None:  # untimed, before each round: the round's own initial weights, outputs cleared
+        seeds.append(config.seed + len(seeds))
+        fit.reset(replace(config.problem, seed=seeds[-1]).initial_weights())
+
+    def timed_fit() -> FitResult:
+        results.append(fit())
+        return results[-1]
+
+    benchmark.pedantic(timed_fit, setup=reset, rounds=fit_rounds, iterations=1, warmup_rounds=0)
+    starts = [replace(config.problem, seed=seed).initial_weights() for seed in seeds]
+    checks = [
+        reference_check(config, result, reference)
+        for result, reference in zip(results, reference_fits(config.problem, starts), strict=True)
+    ]
+    status, reason, rel_err, loss_err = next((c for c in checks if c[0] != "ok"), checks[0])
     if benchmark.enabled:
         samples_s = list(benchmark.stats.stats.data)
         benchmark.extra_info.update(
             {
                 **config.to_dict(),
-                **ran_reply(backend, Measurement(first_call_s, samples_s, result), config.iterations).to_dict(),
+                **ran_reply(backend, Measurement(first_call_s, samples_s, results), config.iterations, seeds).to_dict(),
                 "us_per_iter": summarise(samples_s, config.iterations)["us_per_iter"],
                 "ref_rel_err": rel_err,
                 "loss_rel_err": loss_err,
