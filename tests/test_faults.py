@@ -84,6 +84,7 @@ def unwritable_out(request, tmp_path) -> Iterator[tuple[Path, str]]:
         yield tmp_path / "mine", "exists and is not a run folder; choose another --out"
 
 
+@pytest.mark.slow
 def test_an_unwritable_output_is_one_line_exit_2_before_any_work(unwritable_out, tmp_path):
     out, message = unwritable_out
     home = tmp_path / "home"  # the machine probe caches under ~/.cache: it must not have run
@@ -106,6 +107,7 @@ FILLING = ("--backends", "numpy", "--sizes", ",".join(map(str, range(16, 36))), 
 """20 quick configurations, about 1.5 kB of rows each: more than a 32 kB tmpfs holds beside the metadata."""
 
 
+@pytest.mark.slow
 @AS_ROOT
 def test_a_full_disk_stops_the_sweep_with_whole_rows_and_resume_completes_it(tmp_path):
     whole = tmp_path / "whole"
@@ -138,6 +140,7 @@ def test_a_full_disk_stops_the_sweep_with_whole_rows_and_resume_completes_it(tmp
         pd.testing.assert_frame_equal(results.read_csv(run, "raw")[keys], results.read_csv(whole, "raw")[keys])
 
 
+@pytest.mark.slow
 @AS_ROOT
 def test_a_disk_too_full_for_the_metadata_leaves_nothing_half_written(tmp_path):
     """environment.json is written to a temporary file and renamed: a full disk leaves none of it."""
@@ -182,6 +185,7 @@ def test_a_failed_append_is_cut_back_to_where_it_started(tmp_path, monkeypatch):
 # --- 3. one writer per folder ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_second_run_on_a_folder_being_written_is_refused_and_the_first_is_unharmed(tmp_path):
     run = tmp_path / "run"
     slow = ("--backends", "faulty", "--sizes", "13", "--iterations", "100,200,300,400,500,600,700,800", *TINY)
@@ -234,6 +238,7 @@ TAMPERED = {
 }  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tamper", TAMPERED.values(), ids=TAMPERED.keys())
 def test_a_tampered_folder_is_refused_by_resume_and_report_and_left_alone(tmp_path, whole_run, tamper):  # noqa: F811
     run = tmp_path / "run"
@@ -286,6 +291,7 @@ def memory_cgroup() -> Iterator[Path]:
     pytest.skip(f"no memory cgroup can be made here ({'; '.join(tried) or 'no cgroup v1 or v2 memory controller'})")
 
 
+@pytest.mark.slow
 def test_a_worker_the_oom_killer_ends_is_oom_with_the_evidence_and_larger_sizes_are_skipped(tmp_path, memory_cgroup):
     run = tmp_path / "run"
     command = [sys.executable, "-m", "bench", "run", "--backends", "faulty", "--sizes", "16,17,24", "--iterations",
@@ -312,6 +318,7 @@ def test_a_worker_the_oom_killer_ends_is_oom_with_the_evidence_and_larger_sizes_
 # --- 6. a worker whose replies cannot be trusted -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_lying_worker_gives_failed_rows_and_the_sweep_goes_on_with_a_fresh_one(tmp_path):
     run = tmp_path / "run"
     done = bench("run", "--backends", "faulty", "--sizes", "18,19,20,21,16", "--iterations", "100",
