@@ -14,14 +14,15 @@ sums. Two lower bounds on that time, each measured on the machine at hand by :mo
   vectors, so the term is a bound even where a last vector is partial.
 
 ``floor_us = max(memory, arithmetic)``, for the best of the thread counts the probe measured up to the
-configuration's (``t`` threads' arithmetic rate taken as at least ``t`` times one thread's: no more can be
-done, and a busy machine may deny the probe its cores together). The larger of two lower bounds is a lower
-bound; the sum would not be (an out-of-order core overlaps loads with arithmetic). What it leaves out only
-adds time: loop overhead, the horizontal sums and float64 accumulation across blocks, the weight update, a
-framework's dispatch, and the serial dependency of each iteration on the last one's sums (except that the
-parallel read bandwidth includes starting one parallel region per pass, as every parallel iteration must).
-``x_floor = us_per_iter / floor_us`` says how far a variant is from it; below 1 by more than the probe's noise
-would mean the model is wrong.
+configuration's (one thread's bandwidth at W taken as at least its best at any larger working set, which lives
+in the same cache or a farther one; ``t`` threads' arithmetic rate taken as at least ``t`` times one thread's:
+no more can be done, and a busy machine may deny the probe its cores together). The larger of two lower bounds
+is a lower bound; the sum would not be (an out-of-order core overlaps loads with arithmetic). What it leaves
+out only adds time: loop overhead, the horizontal sums and float64 accumulation across blocks, the weight
+update, a framework's dispatch, and the serial dependency of each iteration on the last one's sums (except
+that the parallel read bandwidth includes starting one parallel region per pass, as every parallel iteration
+must). ``x_floor = us_per_iter / floor_us`` says how far a variant is from it; below 1 by more than the
+probe's noise would mean the model is wrong.
 
 Per vector of elements (``lanes`` elements: 8 float64 or 16 float32 with AVX-512):
 
@@ -87,6 +88,17 @@ def bytes_per_iteration(n: int, itemsize: int) -> int:
     return READS_PER_ELEMENT * n * itemsize
 
 
+def at_least_as_fast_as_larger(points: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """``(bytes, GB/s)`` points with each figure raised to the best at any larger working set: one thread
+    reads a working set at least as fast as a larger one (it lives in the same cache or a nearer one), so a
+    lower figure is a slow spell of a shared core, not the machine."""
+    raised, best = [], 0.0
+    for size, rate in sorted(points, reverse=True):
+        best = max(best, rate)
+        raised.append((size, best))
+    return sorted(raised)
+
+
 def bandwidth_at(working_set: float, points: Iterable[tuple[float, float]]) -> float:
     """Read bandwidth (GB/s) at ``working_set`` bytes, interpolated linearly in log2(size) between the measured
     ``(bytes, GB/s)`` points and held constant beyond the smallest and largest."""
@@ -129,6 +141,8 @@ def machine_floor_us(probe: Mapping | None, n: int, dtype: str, itemsize: int, t
     floors = []
     for count in {row["threads"] for row in probe["read"] if row["threads"] <= threads}:
         points = [(row["bytes"], row["gb_per_s"]) for row in probe["read"] if row["threads"] == count]
+        if count == 1:  # not with several threads: there a small working set's figure is mostly the cost of
+            points = at_least_as_fast_as_larger(points)  # starting a parallel region, which every pass pays
         rates = [
             row["gelem_per_s"] * count / row["threads"]
             for row in probe.get("arithmetic", [])
