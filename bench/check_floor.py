@@ -30,9 +30,11 @@ from bench.runs import variant_label
 FULL_SIZES = (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 """The full preset's sizes (``bench.config.PRESETS["full"]``)."""
 
-RUN_OPTIONS = ("--formulations", "tuned", "--devices", "cpu", "--repeats", "5", "--budget", "2", "--fit-budget", "0.4")
-"""Five timed fits per configuration within 2 s, each fit's loop shortened to about 0.4 s (at 10^7 NumPy takes
-tens of milliseconds an iteration): the whole check takes a few minutes on 2 cores."""
+RUN_OPTIONS = ("--formulations", "tuned", "--devices", "cpu", "--repeats", "5", "--processes", "1", "--budget", "2",
+               "--fit-budget", "0.4")  # fmt: skip
+"""Five timed fits per configuration in one worker process (the bound needs no spread between processes)
+within 2 s, each fit's loop shortened to about 0.4 s (at 10^7 NumPy takes tens of milliseconds an
+iteration): the whole check takes a few minutes on 2 quiet cores."""
 
 
 COLUMNS = ["backend", "grad", "mode", "formulation"]
