@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 # Frameworks that must be present: a test that would skip for want of one fails instead.
 REQUIRED_BACKENDS ?= numpy,torch,jax,numba
 
-.PHONY: setup bench bench-full bench-pytest overhead test lint format clean gpu-check check-floor
+.PHONY: setup bench bench-full bench-pytest overhead test test-cluster lint format clean gpu-check check-floor
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON_SYSTEM) -m venv $(VENV)
@@ -42,6 +42,18 @@ overhead: $(INSTALLED)
 # same code, and each torch.compile configuration costs seconds of compilation.
 test: lint
 	ARRAYBENCH_REQUIRED_BACKENDS=$(REQUIRED_BACKENDS) $(PY) -m pytest --benchmark-disable --fit-sizes=1000
+
+# The cluster engines for real: submitit and Ray into the venv, a single-node SLURM with accounting (Debian
+# packages, daemons started by hand: tests/cluster/slurm_node.sh, needs root), then a tiny 2-shard sweep
+# through each engine (tests/cluster). CI runs it after make test.
+CLUSTER_INSTALLED := $(VENV)/.cluster-installed
+$(CLUSTER_INSTALLED): $(INSTALLED)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[frameworks,dev,slurm,ray]'
+	touch $(CLUSTER_INSTALLED)
+
+test-cluster: $(CLUSTER_INSTALLED)
+	bash tests/cluster/slurm_node.sh start
+	$(PY) -m pytest -m cluster tests/cluster -v
 
 # Every framework's fit through pytest-benchmark: one table per device, dtype and size, saved under .benchmarks/.
 BENCH_PYTEST_OPTIONS ?=

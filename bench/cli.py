@@ -1,5 +1,5 @@
-"""``python -m bench``: run a sweep; report, plot and compare runs; import pytest-benchmark JSON; list what
-can run here; print the fingerprint.
+"""``python -m bench``: run a sweep (or one shard of it); submit its shards to a cluster and merge them;
+report, plot and compare runs; import pytest-benchmark JSON; list what can run here; print the fingerprint.
 
 Every option is checked before any work: a bad value gets one line on stderr naming the problem and the
 valid choices, exit status 2, and nothing is written.
@@ -18,7 +18,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
@@ -26,7 +25,7 @@ from rich.table import Table
 
 from backends import BackendUnavailable, RegistryError, backend_class, load_backend, registry
 from backends.contract import DEVICES, DTYPES, FORMULATIONS, GRADS, MODES
-from bench import exitcodes, results, runfolder
+from bench import exitcodes, results, runfolder, shard
 from bench.config import PRESETS, Sweep
 from bench.environment import PROJECT_ROOT, fingerprint, host_name
 from bench.probe import probe
@@ -110,7 +109,9 @@ RUN_HELP = "a run folder, its summary.csv, or latest (the default: the newest ru
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog=program(), description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", metavar="run|runs|list|env|report|plot|compare", required=True)
+    commands = parser.add_subparsers(
+        dest="command", metavar="run|runs|list|env|report|plot|compare|merge|submit", required=True
+    )
 
     run = commands.add_parser("run", help="time a sweep and write a run folder under results/")
     run.add_argument("--preset", choices=sorted(PRESETS), help="defaults for the grid (quick)")
@@ -151,10 +152,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-probe", action="store_true", default=None, help="skip the machine probe (no floor_us columns)"
     )
+    run.add_argument(
+        "--shard", help="run shard INDEX/COUNT of the sweep, counted from 0 (needs --devices and --threads)"
+    )
+    run.add_argument("--machine", help="the machine's name in every row (default: the host name)")
 
     report = commands.add_parser("report", help="tables, scaling model and crossovers of a run")
     report.add_argument("run", nargs="?", help=RUN_HELP)
     report.add_argument("--format", choices=FORMATS, default="table", help="table (terminal), md or csv (table)")
+    report.add_argument(
+        "--by-machine", action="store_true", help="compare the machines of a fleet folder (bench merge of runs)"
+    )
+    report.add_argument("--baseline", help="with --by-machine: the machine the others are set against (the first)")
     plot = commands.add_parser("plot", help="write a run's plots as PNG files into its folder")
     plot.add_argument("run", nargs="?", help=RUN_HELP)
     compare = commands.add_parser("compare", help="compare the timings of two runs, configuration by configuration")
@@ -178,14 +187,61 @@ def build_parser() -> argparse.ArgumentParser:
     imported.add_argument("file", help="JSON from pytest --benchmark-json (or --benchmark-autosave)")
     imported.add_argument("--out", help="run folder to create (default: results/<run-id>)")
     commands.add_parser("runs", help="list the run folders under results/: id, when, host, configurations, ok.")
+    merge = commands.add_parser("merge", help="merge shard folders, or whole runs of several machines, into one")
+    merge.add_argument("runs", nargs="+", metavar="RUN", help="run folders (the shards of a run, or whole runs)")
+    merge.add_argument("--out", required=True, help="the merged run folder to create")
+    add_submit_parser(commands)
     commands.add_parser("list", help="every backend and variant, and whether it can run here")
     commands.add_parser("env", help="print the machine and software fingerprint")
     return parser
 
 
+def add_submit_parser(commands) -> None:
+    submit = commands.add_parser(
+        "submit",
+        help="run a sweep's shards on SLURM, Ray or here, wait, and merge them",
+        usage="python -m bench submit --executor local|slurm|ray --shards N [options] -- BENCH-RUN-OPTIONS",
+    )
+    submit.add_argument("--executor", required=True, choices=("local", "slurm", "ray"), help="where shards run")
+    submit.add_argument("--shards", required=True, help="how many shards (at most one per series)")
+    submit.add_argument("--out", help="the submit folder (default: results/<machine>-<sweep id>)")
+    submit.add_argument("--machine", help="the machine name of every row (default: slurm, ray, or the host name)")
+    submit.add_argument("--partition", help="SLURM partition")
+    submit.add_argument("--time", default="60", help="SLURM time limit of one shard, in minutes (60)")
+    submit.add_argument("--account", help="SLURM account")
+    submit.add_argument("--gpus-per-node", help="GPUs each SLURM shard asks for (default: 1 if --devices has gpu)")
+    submit.add_argument(
+        "--no-exclusive", action="store_true", help="let SLURM put other jobs on a shard's node (timings suffer)"
+    )
+    submit.add_argument("--ray-address", help="the Ray cluster to join (default: start a local Ray)")
+
+
+def command_submit(args: argparse.Namespace, run_options: list[str], console: Console) -> int:
+    from bench.merge import MergeError
+    from bench.submit import SubmitError, submit
+
+    options = {
+        "out": args.out, "machine": args.machine, "partition": args.partition, "account": args.account,
+        "time_min": whole_number(args.time, "--time", 1),
+        "gpus_per_node": None if args.gpus_per_node is None else whole_number(args.gpus_per_node, "--gpus-per-node", 0),
+        "exclusive": not args.no_exclusive, "ray_address": args.ray_address,
+    }  # fmt: skip
+    count = whole_number(args.shards, "--shards", 1)
+    if not run_options:
+        raise UsageError("bench submit wants the bench run options after --, with --devices and --threads")
+    try:
+        return submit(args.executor, count, run_options, options, lambda line: console.print(line, markup=False))
+    except (SubmitError, MergeError) as error:
+        raise UsageError(str(error)) from error
+
+
 def given_options(args: argparse.Namespace) -> dict[str, str]:
     """The options of a ``run`` command line that were given (every option defaults to None)."""
-    return {name: value for name, value in vars(args).items() if value is not None and name != "command"}
+    return {
+        name: value
+        for name, value in vars(args).items()
+        if value is not None and name not in ("command", "shard", "machine")
+    }
 
 
 def sweep_from(args: argparse.Namespace) -> Sweep:
@@ -257,13 +313,12 @@ def check_writable(folder: Path) -> None:
 
 def read_sweep(folder: Path) -> Sweep:
     """The sweep a run folder's sweep.json records (ValueError, TypeError or KeyError when damaged)."""
-    data = json.loads((folder / "sweep.json").read_text())
-    data["points"] = tuple(tuple(p) for p in data["points"])
-    return Sweep(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    return shard.from_record(json.loads((folder / "sweep.json").read_text()))[0]
 
 
-def run_to_resume(args: argparse.Namespace) -> tuple[Path, Sweep, str]:
-    """The folder, sweep and run id of the run named by ``--resume``, checked before anything is written."""
+def run_to_resume(args: argparse.Namespace) -> tuple[Path, Sweep, str, shard.Shard | None, str]:
+    """The folder, sweep, run id, shard and machine of the run named by ``--resume``, checked before anything
+    is written."""
     folder = Path(args.resume)
     if args.resume == LATEST:
         started = run_folders(RESULTS_DIR, "sweep.json")
@@ -271,12 +326,13 @@ def run_to_resume(args: argparse.Namespace) -> tuple[Path, Sweep, str]:
             raise UsageError(f"--resume latest: no run folder under {RESULTS_DIR}")
         folder = started[-1]
     given = [f"--{name.replace('_', '-')}" for name in given_options(args) if name != "resume"]
+    given += [f"--{name}" for name in ("shard", "machine") if getattr(args, name) is not None]
     if given:
         raise UsageError(f"--resume finishes a run with the settings it was started with; drop {', '.join(given)}")
     if not (folder / "sweep.json").is_file() or not (folder / "environment.json").is_file():
         raise UsageError(f"--resume {folder}: not a run folder (a run folder holds sweep.json and environment.json)")
     try:
-        sweep = read_sweep(folder)
+        sweep, target, machine = shard.from_record(json.loads((folder / "sweep.json").read_text()))
         run_id = json.loads((folder / "environment.json").read_text())["run_id"]
     except (ValueError, TypeError, KeyError) as error:
         raise UsageError(f"--resume {folder}: damaged sweep.json or environment.json ({error!r})") from error
@@ -289,7 +345,7 @@ def run_to_resume(args: argparse.Namespace) -> tuple[Path, Sweep, str]:
         )
     if os.statvfs(folder).f_flag & os.ST_RDONLY or not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"--resume {folder}: the folder cannot be written")
-    return folder, sweep, run_id
+    return folder, sweep, run_id, target, machine or host_name()
 
 
 def nothing_selected(sweep: Sweep) -> str:
@@ -324,20 +380,23 @@ def load_warning(load: dict, threads: int) -> str | None:
 def command_run(args: argparse.Namespace, console: Console) -> int:
     load_before = load_average()
     if args.resume:
-        folder, sweep, run_id = run_to_resume(args)
+        folder, sweep, run_id, target, machine = run_to_resume(args)
         with runfolder.locked(folder):
-            configs = plan(sweep)
+            configs = shard.select(plan(sweep), sweep, target)
             runfolder.check(folder, run_id, [c.key for c in configs], whole_lines=True)
             runfolder.repair(folder)
             done = runfolder.done_keys(folder)
-            return sweep_into(folder, sweep, run_id, [c for c in configs if c.key not in done], console, load_before)
+            configs = [c for c in configs if c.key not in done]
+            return sweep_into(folder, sweep, run_id, configs, console, load_before, machine)
     sweep = sweep_from(args)
+    target, machine = shard.from_command_line(args.shard, args.machine, given_options(args))
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + host_name()
     folder = Path(args.out) if args.out is not None else RESULTS_DIR / run_id
     check_writable(folder)
     configs = plan(sweep)
     if not configs:
         raise UsageError(nothing_selected(sweep))
+    configs = shard.select_checked(configs, sweep, target)
     environment = {"run_id": run_id, **fingerprint(sweep.threads)}
     if not args.no_probe:
         console.print("arraybench: probing the machine's bandwidth and arithmetic rate", highlight=False)
@@ -346,18 +405,25 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     try:
         with runfolder.locked(folder):
             runfolder.write_json(folder / "environment.json", environment)
-            runfolder.write_json(folder / "sweep.json", asdict(sweep))
-            return sweep_into(folder, sweep, run_id, configs, console, load_before)
+            runfolder.write_json(folder / "sweep.json", shard.record(sweep, target, machine))
+            return sweep_into(folder, sweep, run_id, configs, console, load_before, machine)
     except results.DiskFull as error:  # sweep_into reports its own: this is the metadata, before any row
         shutil.rmtree(folder, ignore_errors=True)  # made above, and holding no row
         raise DiskFullStop(f"{error.strerror}; nothing was run, and {folder} is removed again") from None
 
 
 def sweep_into(
-    folder: Path, sweep: Sweep, run_id: str, configs: list, console: Console, load_before: list[float] | None
+    folder: Path,
+    sweep: Sweep,
+    run_id: str,
+    configs: list,
+    console: Console,
+    load_before: list[float] | None,
+    machine: str | None = None,
 ) -> int:
     """Run ``configs`` into ``folder`` (locked by the caller); print the summary and the status line.
-    ``load_before``: the load averages before the command began, recorded with those after the sweep."""
+    ``load_before``: the load averages before the command began, recorded with those after the sweep;
+    ``machine``: the machine's name in every row (None: the host name)."""
     console.print(
         f"arraybench: {len(configs)} configurations, {sweep.threads} threads each, into {folder}",
         highlight=False,
@@ -365,6 +431,7 @@ def sweep_into(
     )
     progress = SweepProgress(len(configs) * sweep.processes, console)
     sweeper = Sweeper(sweep, folder, run_id, host_name(), progress)
+    sweeper.machine = machine
     # SIGTERM and SIGHUP (the terminal closed) end a sweep as Ctrl-C does: rows on disk, resumable.
     previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
     sweeper.probe = json.loads((folder / "environment.json").read_text()).get("probe")
@@ -425,6 +492,17 @@ def checked(run: Run) -> Run:
     return run
 
 
+def one_machine(run: Run) -> Run:
+    """``run``, refused when it holds several machines (a fleet folder): their tables are ``--by-machine``'s."""
+    machines = sorted(set(run.summary["machine"].astype(str)))
+    if len(machines) > 1:
+        raise UsageError(
+            f"{run.folder} holds {len(machines)} machines ({', '.join(machines)}): compare them with"
+            f" python -m bench report --by-machine {run.folder}"
+        )
+    return run
+
+
 def command_import(args: argparse.Namespace, console: Console) -> int:
     from bench import pytest_import
     from bench.report import print_summary
@@ -461,6 +539,48 @@ def command_runs(console: Console) -> int:
     return 0
 
 
+def command_by_machine(args: argparse.Namespace, console: Console) -> int:
+    """``bench report --by-machine``: the tables of :mod:`bench.fleet`, as a terminal table or Markdown."""
+    from bench.fleet import FleetError, by_machine_sections
+    from bench.report import markdown, print_sections
+
+    if not args.by_machine:
+        raise UsageError("--baseline goes with --by-machine")
+    if args.format == "csv":
+        raise UsageError("--by-machine prints --format table or md")
+    run = checked(load_run(args.run, RESULTS_DIR))
+    try:
+        sections = by_machine_sections(run, args.baseline)
+    except FleetError as error:
+        raise UsageError(str(error)) from error
+    if args.format == "md":
+        print(f"Fleet {run.folder.name}: each machine's own medians; us = microseconds.\n")
+        print(markdown(sections), end="")
+    else:
+        console.print(f"fleet {run.folder}", markup=False)
+        print_sections(sections, console)
+    return 0
+
+
+def command_merge(args: argparse.Namespace, console: Console) -> int:
+    from bench.merge import MergeError, merge
+
+    out = Path(args.out)
+    check_writable(out)
+    try:
+        parts = merge([Path(run) for run in args.runs], out)
+    except MergeError as error:
+        raise UsageError(str(error)) from error
+    rows = len(results.read_csv(out))
+    machines = sorted({m for part in parts for m in part.machines})
+    console.print(
+        f"merged {len(parts)} folders ({rows} configurations, machine {', '.join(machines)}) into {out}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return 0
+
+
 def command_list(console: Console) -> int:
     for name in registry():
         try:
@@ -478,16 +598,21 @@ def command_list(console: Console) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    argv, run_options = list(sys.argv[1:] if argv is None else argv), []
+    if argv[:1] == ["submit"] and "--" in argv:  # bench submit [engine options] -- [bench run options]
+        argv, run_options = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
     try:
         args = build_parser().parse_args(argv)
         if args.command == "run":
             return command_run(args, console)
+        if args.command == "report" and (args.by_machine or args.baseline):
+            return command_by_machine(args, console)
         if args.command == "report":
-            return command_report(checked(load_run(args.run, RESULTS_DIR)), args.format, console)
+            return command_report(one_machine(checked(load_run(args.run, RESULTS_DIR))), args.format, console)
         if args.command == "plot":
             from bench.plots import command_plot
 
-            return command_plot(checked(load_run(args.run, RESULTS_DIR)), console)
+            return command_plot(one_machine(checked(load_run(args.run, RESULTS_DIR))), console)
         if args.command == "compare":
             from bench.compare import command_compare
 
@@ -501,13 +626,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             )  # fmt: skip
         if args.command == "import-pytest-benchmark":
             return command_import(args, console)
+        if args.command == "submit":
+            return command_submit(args, run_options, console)
+        if args.command == "merge":
+            return command_merge(args, console)
         if args.command == "list":
             return command_list(console)
         if args.command == "runs":
             return command_runs(console)
         print(json.dumps(fingerprint(), indent=1))
         return 0
-    except (UsageError, RegistryError, results.ResultsError, runfolder.FolderError) as error:
+    except (UsageError, RegistryError, results.ResultsError, runfolder.FolderError, shard.ShardError) as error:
         print(f"{program()}: error: {error}", file=sys.stderr)
         return exitcodes.BAD_INPUT
     except DiskFullStop as error:

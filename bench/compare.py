@@ -43,10 +43,12 @@ class DifferentMachines(results.ResultsError):
 def match_columns(old: Run, new: Run) -> list[str]:
     """The columns that match a configuration of one run with the same configuration of the other.
 
-    The one place that says what "the same configuration" is when comparing (a run of several machines
-    would add its machine column here)."""
-    del old, new
-    return list(results.KEY_COLUMNS)
+    The one place that says what "the same configuration" is when comparing. When either run holds several
+    machines (a fleet folder of ``bench merge``), the machine is part of it, so that two machines' samples are
+    never pooled nor set against each other; runs of one machine each match by configuration (whether their
+    machines may differ is the environment check's to say)."""
+    several = any(run.summary["machine"].astype(str).nunique() > 1 for run in (old, new))
+    return ["machine", *results.KEY_COLUMNS] if several else list(results.KEY_COLUMNS)
 
 
 def pooled_samples(run: Run, columns: list[str]) -> dict[tuple, np.ndarray]:

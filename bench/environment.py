@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import re
@@ -104,10 +106,22 @@ def host_name() -> str:
     return socket.gethostname().split(".")[0] or "host"
 
 
+HARDWARE_FIELDS = ("cpu_model", "logical_cores", "physical_cores", "memory_gib", "gpus")
+"""The facts :func:`hardware_id` hashes: the CPU, its cores, the memory, and each GPU's name, memory, driver
+and CUDA version (not the host name, the OS or the software: two identical nodes share one id)."""
+
+
+def hardware_id(facts: dict) -> str:
+    """A short hash of the hardware in a fingerprint (:data:`HARDWARE_FIELDS`), the same on identical nodes:
+    shards of one run must share it (``bench merge``), while a fleet's machines differ in it."""
+    wanted = {name: facts.get(name) for name in HARDWARE_FIELDS}
+    return hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def fingerprint(threads: int | None = None) -> dict:
     """Everything about this machine and its software that can change a number."""
     memory = psutil.virtual_memory()
-    return {
+    facts = {
         "host": host_name(),
         "cpu_model": cpu_model(),
         "logical_cores": os.cpu_count(),
@@ -133,3 +147,4 @@ def fingerprint(threads: int | None = None) -> dict:
             if k in os.environ
         },
     }
+    return {**facts, "hardware_id": hardware_id(facts)}

@@ -21,8 +21,10 @@ after ``--timeout`` seconds. ``oom``: ran out of memory. ``diverged``: the loss 
 
 CONFIG_COLUMNS = [
     "run_id", "backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "learning_rate", "seed",
-    "threads", "status", "reason", "backend_version", "host",
+    "threads", "status", "reason", "backend_version", "host", "machine",
 ]  # fmt: skip
+"""``host``: the host name the row was measured on; ``machine``: the name the user gave that machine
+(``--machine``, default the host name), the one fleets compare by (see bench/fleet.py)."""
 RAW_COLUMNS = [*CONFIG_COLUMNS, "process", "repeat", "start_seed", "iterations_timed", "seconds", "gpu_seconds"]
 """One row per timed repeat: ``process`` (0, 1, ...: the worker process, i.e. the round, that timed it), ``repeat``
 (its index within that process), ``start_seed`` (the seed of its initial weights; every repeat starts from its
@@ -43,8 +45,8 @@ check could not see a missing iteration, and the note says so.
 (CUDA events recorded just before and just after each fit), for backends that have one (PyTorch, CuPy); empty
 elsewhere. ``seconds`` and ``median_s`` (the host clock) stay the main figures."""
 LOSS_COLUMNS = [
-    "run_id", "backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "iteration", "loss",
-    "reference_loss",
+    "run_id", "machine", "backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "iteration",
+    "loss", "reference_loss",
 ]  # fmt: skip
 KEY_COLUMNS = ["backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations"]
 """What identifies a configuration within a run."""
@@ -166,7 +168,11 @@ def read_csv(
         frame = pd.read_csv(source)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise ResultsError(f"{path}: not a readable CSV ({error})") from error
-    missing = [c for c in COLUMNS[kind] if c not in frame.columns]
+    if "machine" not in frame.columns and "host" in frame.columns:
+        frame.insert(len(frame.columns), "machine", frame["host"])  # a run from before machine names
+    if "machine" in frame.columns and "host" in frame.columns:
+        frame["machine"] = frame["machine"].fillna(frame["host"])
+    missing = [c for c in COLUMNS[kind] if c not in frame.columns and not (c == "machine" and kind == "losses")]
     if missing:
         raise ResultsError(f"{path}: not an arraybench {FILES[kind]} (missing columns: {', '.join(missing)})")
     damaged = frame[KEY_COLUMNS].isna().any(axis=1)

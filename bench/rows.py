@@ -23,7 +23,9 @@ from bench.protocol import Reply
 from bench.stats import summarise
 
 
-def config_columns(config: Configuration, run_id: str, host: str, status: str, reason: str, version: str) -> dict:
+def config_columns(
+    config: Configuration, run_id: str, host: str, status: str, reason: str, version: str, machine: str | None = None
+) -> dict:
     """The columns every row of raw.csv and summary.csv carries."""
     return {
         "run_id": run_id, "backend": config.backend, "grad": config.grad, "mode": config.mode,
@@ -31,6 +33,7 @@ def config_columns(config: Configuration, run_id: str, host: str, status: str, r
         "iterations": config.iterations,
         "learning_rate": config.problem.lr, "seed": config.seed, "threads": config.threads,
         "status": status, "reason": reason, "backend_version": version, "host": host,
+        "machine": machine or host,
     }  # fmt: skip
 
 
@@ -112,7 +115,12 @@ def repeat_result(reply: Reply, i: int) -> FitResult:
 
 
 def rows_for(
-    config: Configuration, replies: list[Reply], run_id: str, host: str, probe: dict | None = None
+    config: Configuration,
+    replies: list[Reply],
+    run_id: str,
+    host: str,
+    probe: dict | None = None,
+    machine: str | None = None,
 ) -> dict[str, list[dict]]:
     """The raw, summary and loss rows of one configuration from the replies of its worker processes (in
     order), every repeat checked against its own reference, with the machine's floor (``probe``: the machine
@@ -132,7 +140,7 @@ def rows_for(
     if broken is not None:
         p, reply = broken
         where = f"process {p + 1} of {len(replies)}: " if p > 0 else ""
-        base = config_columns(config, run_id, host, reply.status, where + reply.reason, version)
+        base = config_columns(config, run_id, host, reply.status, where + reply.reason, version, machine)
         return {"summary": [base], "raw": [], "losses": []}
 
     repeats = []  # (process, repeat, seed, seconds, result, device seconds) of every timed repeat
@@ -151,7 +159,7 @@ def rows_for(
             status = worst
             reason = f"{check[1]} (repeat {i + 1} of process {p + 1}, from seed {seed}; {len(bad)} of {len(repeats)})"
             break
-    base = config_columns(config, run_id, host, status, reason, version)
+    base = config_columns(config, run_id, host, status, reason, version, machine)
     first = replies[0]
     stats = summarise([r[3] for r in repeats], timed.iterations, [r[0] for r in repeats])
     result, reference = repeats[0][4], references[0]  # repeat 1 of process 1, from the configuration's own seed
@@ -177,7 +185,7 @@ def rows_for(
     }  # fmt: skip
     raw = [
         {
-            **config_columns(config, run_id, host, check[0], check[1], version),
+            **config_columns(config, run_id, host, check[0], check[1], version, machine),
             "process": p,
             "repeat": i,
             "start_seed": seed,
@@ -187,7 +195,7 @@ def rows_for(
         }
         for (p, i, seed, seconds, _, gpu_seconds), check in zip(repeats, checks, strict=True)
     ]
-    key = {k: summary[k] for k in ("run_id", *results.KEY_COLUMNS)}
+    key = {k: summary[k] for k in ("run_id", "machine", *results.KEY_COLUMNS)}
     losses = [
         {**key, "iteration": t, "loss": got, "reference_loss": want}
         for t, got, want in zip(

@@ -139,7 +139,17 @@ def keys_of(frame: pd.DataFrame) -> list[tuple]:
     return list(frame[results.KEY_COLUMNS].itertuples(index=False, name=None))
 
 
+def machine_keys_of(frame: pd.DataFrame) -> list[tuple]:
+    """Each row's machine and key: a fleet folder (``bench merge`` of several machines' runs) holds each
+    configuration once per machine."""
+    columns = ["machine", *results.KEY_COLUMNS] if "machine" in frame.columns else results.KEY_COLUMNS
+    return list(frame[columns].astype(str).itertuples(index=False, name=None))
+
+
 def describe(key: tuple) -> str:
+    """A key as ``backend=numpy ... iterations=200``; a :func:`machine_keys_of` key adds `` on machine NAME``."""
+    if len(key) > len(results.KEY_COLUMNS):
+        return f"{describe(key[1:])} on machine {key[0]}"
     return " ".join(f"{column}={value}" for column, value in zip(results.KEY_COLUMNS, key, strict=True))
 
 
@@ -185,7 +195,8 @@ def check(
             )
     for kind, extra in (("summary", []), ("raw", ["process", "repeat"]), ("losses", ["iteration"])):
         frame = frames[kind]
-        twice = frame[frame.duplicated([*results.KEY_COLUMNS, *extra], keep="first")]
+        machine = ["machine"] if "machine" in frame.columns else []
+        twice = frame[frame.duplicated([*machine, *results.KEY_COLUMNS, *extra], keep="first")]
         if len(twice):
             line = twice.index[0] + 2  # the header is line 1
             which = " ".join(f"{column} {twice.iloc[0][column]}" for column in extra)
@@ -195,9 +206,9 @@ def check(
             )
     if not (folder / results.FILES["raw"]).is_file():
         return  # a summary-only folder (made by hand, or an import of summaries) has no raw rows to check
-    repeats = Counter(keys_of(raw))
+    repeats = Counter(machine_keys_of(raw))
     for line, (key, status, expected) in enumerate(
-        zip(keys_of(summary), summary["status"], summary["repeats"], strict=True), start=2
+        zip(machine_keys_of(summary), summary["status"], summary["repeats"], strict=True), start=2
     ):
         if status in TIMED and repeats.get(key, 0) != expected:
             raise FolderError(

@@ -202,6 +202,8 @@ class Sweeper:
         self.request_ids = itertools.count(1)
         self.replies: dict[tuple, list[Reply]] = {}
         """The replies so far of each configuration not yet written, one per round."""
+        self.machine: str | None = None
+        """The machine's name in every row (``bench run --machine``; None: the host name)."""
         self.probe: dict | None = None
         """The machine probe's record, for the roofline columns (None: no probe, the columns are NaN)."""
 
@@ -261,7 +263,7 @@ class Sweeper:
             median_us = statistics.median(reply.samples_s) / reply.iterations_timed * 1e6
             self.progress.finish(config, {"status": "ran", "reason": f"process {process + 1}: {median_us:.1f} us/iter"})
             return
-        rows = rows_for(config, replies, self.run_id, self.host, self.probe)
+        rows = rows_for(config, replies, self.run_id, self.host, self.probe, self.machine)
         write_rows(self.folder, rows)
         summary = rows["summary"][0]
         self.statuses[summary["status"]] += 1
