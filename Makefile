@@ -15,14 +15,18 @@ $(INSTALLED): pyproject.toml
 
 setup: $(INSTALLED)
 
-# The plots are drawn whenever the run wrote a folder (exit 0, or 1 for configurations not ok).
+# The run goes to results/<time>-<host>/; whenever it wrote a folder (exit 0, or 1 for configurations not
+# ok) it gets its plots, report.md and report.html (which embeds the plots; its path is printed last).
 # A finished sweep whose status line counts configurations that are not ok (exit status 1 of `bench run`,
-# such as Numba's deliberate float32-accumulation mismatch, listed in the summary) still gets its plots and
-# does not fail `make bench`; usage errors (2) and interruptions (130) do. Scripts call `bench run` directly.
+# such as Numba's deliberate float32-accumulation mismatch, listed in the summary) does not fail
+# `make bench`; usage errors (2) and interruptions (130) do. BENCH_OPTIONS adds options to `bench run`.
+BENCH_OPTIONS ?=
 bench: $(INSTALLED)
-	$(PY) -m bench run --preset quick; status=$$?; \
+	folder=results/$$(date -u +%Y%m%dT%H%M%SZ)-$$(uname -n | cut -d. -f1); \
+	$(PY) -m bench run --preset quick --out $$folder $(BENCH_OPTIONS); status=$$?; \
 	if [ $$status -gt 1 ]; then exit $$status; fi; \
-	$(PY) -m bench plot
+	$(PY) -m bench report $$folder --format md --out $$folder/report.md && \
+	$(PY) -m bench report $$folder --format html
 
 bench-full: $(INSTALLED)
 	$(PY) -m bench run --preset full

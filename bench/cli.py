@@ -30,7 +30,7 @@ from bench.config import PRESETS, Sweep
 from bench.environment import PROJECT_ROOT, fingerprint, host_name
 from bench.probe import probe
 from bench.progress import SweepProgress
-from bench.report import FORMATS, command_report
+from bench.report import FORMATS, Filters, command_report
 from bench.runner import Sweeper, cpu_working_sets, plan
 from bench.runs import LATEST, Run, load_run, run_folders, run_info
 
@@ -52,8 +52,28 @@ class DiskFullStop(Exception):
     """The run folder's disk filled up: reported as one line, exit status 3."""
 
 
+def sentence(text: str) -> str:
+    """``text`` as a sentence: a capital first letter and a full stop at the end."""
+    text = text.strip()
+    if not text:
+        return text
+    return text[0].upper() + text[1:] + ("" if text[-1] in ".!?" else ".")
+
+
+class SentenceFormatter(argparse.HelpFormatter):
+    """argparse's help, every option's and command's text written as a sentence (:func:`sentence`)."""
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        return sentence(super()._expand_help(action))
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, except that a bad command line is a :class:`UsageError` (one line) instead of usage text."""
+    """argparse, except that a bad command line is a :class:`UsageError` (one line) instead of usage text,
+    and every help text is a sentence."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", SentenceFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
@@ -108,7 +128,7 @@ RUN_HELP = "a run folder, its summary.csv, or latest (the default: the newest ru
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog=program(), description=__doc__.splitlines()[0])
+    parser = Parser(prog=program(), description=" ".join(__doc__.split("\n\n")[0].replace("``", "").split()))
     commands = parser.add_subparsers(
         dest="command", metavar="run|runs|list|env|report|plot|compare|merge|submit", required=True
     )
@@ -157,9 +177,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--machine", help="the machine's name in every row (default: the host name)")
 
-    report = commands.add_parser("report", help="tables, scaling model and crossovers of a run")
+    report = commands.add_parser("report", help="the answer (which framework is fastest), then every table of a run.")
     report.add_argument("run", nargs="?", help=RUN_HELP)
-    report.add_argument("--format", choices=FORMATS, default="table", help="table (terminal), md or csv (table)")
+    report.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="table (terminal, the default), md, csv (the speed pivot), or html (writes RUN/report.html).",
+    )
+    report.add_argument("--out", help="write the report to this file instead of the terminal.")
+    report.add_argument(
+        "--all", action="store_true", help="the scaling model and crossovers of every variant, not only the best."
+    )
+    report.add_argument("--best", action="store_true", help="only each framework's best variant in the tables.")
+    report.add_argument("--backends", help="only these comma-separated backends.")
+    report.add_argument("--dtypes", help=f"only these dtypes, from {','.join(DTYPES)}.")
+    report.add_argument("--devices", help=f"only these devices, from {','.join(DEVICES)}.")
+    report.add_argument("--sizes", help="only these comma-separated sizes n.")
     report.add_argument(
         "--by-machine", action="store_true", help="compare the machines of a fleet folder (bench merge of runs)"
     )
@@ -470,7 +504,8 @@ def sweep_into(
     from bench.report import print_summary
 
     summary = results.read_csv(folder)
-    print_summary(summary, console)
+    print_summary(summary, console, results.read_csv(folder, "raw", may_be_empty=True))
+    console.print(f"every table: python -m bench report {folder}", highlight=False, soft_wrap=True)
     statuses = Counter(summary["status"])
     counts = ", ".join(f"{statuses[s]} {s}" for s in results.STATUSES if statuses[s])
     console.print(f"status: {counts}", highlight=False, soft_wrap=True)
@@ -501,6 +536,22 @@ def one_machine(run: Run) -> Run:
             f" python -m bench report --by-machine {run.folder}"
         )
     return run
+
+
+def report_command(args: argparse.Namespace, console: Console) -> int:
+    """``bench report``: the filters checked before the run is read."""
+    filters = Filters(
+        backends=choices(tuple(registry()), "backend")(args.backends) if args.backends else None,
+        dtypes=choices(DTYPES, "dtype")(args.dtypes) if args.dtypes else None,
+        devices=choices(DEVICES, "device")(args.devices) if args.devices else None,
+        sizes=whole_numbers("a size", 1)(args.sizes) if args.sizes else None,
+        best=args.best,
+    )
+    out = Path(args.out) if args.out else None
+    if out is not None and not out.parent.is_dir():
+        raise UsageError(f"--out {out}: {out.parent} is not a folder")
+    run = one_machine(checked(load_run(args.run, RESULTS_DIR)))
+    return command_report(run, args.format, console, filters, full=args.all, out=out)
 
 
 def command_import(args: argparse.Namespace, console: Console) -> int:
@@ -597,7 +648,7 @@ def command_list(console: Console) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160)
     argv, run_options = list(sys.argv[1:] if argv is None else argv), []
     if argv[:1] == ["submit"] and "--" in argv:  # bench submit [engine options] -- [bench run options]
         argv, run_options = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
@@ -608,7 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report" and (args.by_machine or args.baseline):
             return command_by_machine(args, console)
         if args.command == "report":
-            return command_report(one_machine(checked(load_run(args.run, RESULTS_DIR))), args.format, console)
+            return report_command(args, console)
         if args.command == "plot":
             from bench.plots import command_plot
 

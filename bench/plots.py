@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
@@ -28,7 +29,8 @@ from rich.console import Console
 from backends.contract import TUTORIAL_SIZE
 from bench import results
 from bench.report import BASELINE_NAME, baseline_us
-from bench.runs import Run, variant_label, variant_names
+from bench.report import FRAMEWORKS as FRAMEWORK_NAMES
+from bench.runs import Run, short_label, variant_label, variant_names
 
 COLOURS = {
     "numpy": ("black", "dimgray"),
@@ -39,7 +41,9 @@ COLOURS = {
 }
 """(manual, autodiff) colours of each backend: one hue family per backend."""
 OTHER_COLOURS = ("tab:brown", "tab:gray")
-LINES = {"eager": "-", "jit-step": "--", "jit-loop": "-."}
+LINES = {"eager": "-", "jit-step": "--", "jit-loop": "-.", "jit-loop-parallel": (0, (6, 1.5, 1, 1.5, 1, 1.5))}
+"""A line style per mode; none is the floor's (:data:`FLOOR_LOOK`: a shaded area, not a line)."""
+OTHER_LINE = (0, (1, 1))
 MARKERS = {"manual": "o", "autodiff": "s"}
 DEVIATION_FLOOR = 1e-17
 """A relative deviation of exactly 0 is drawn here (log axis), below float64's resolution of 1.1e-16."""
@@ -59,7 +63,7 @@ def style(backend: str, grad: str, mode: str, formulation: str = "tutorial") -> 
     tuned = formulation != "tutorial"
     return {
         "color": colour,
-        "linestyle": LINES.get(mode, ":"),
+        "linestyle": LINES.get(mode, OTHER_LINE),
         "marker": "D" if tuned else MARKERS.get(grad, "^"),
         "markerfacecolor": colour if grad == "manual" else "white",
         "markersize": 5,
@@ -98,6 +102,14 @@ def legend_height(frame: pd.DataFrame, figure_width: float) -> float:
     return 0.3 + 0.22 * math.ceil(variants / legend_columns(figure_width))
 
 
+def keep_limits(axes, draw) -> None:
+    """``draw(axes)`` without changing the panel's y range (the floor's area starts far below the data)."""
+    axes.autoscale_view()
+    limits = axes.get_ylim()
+    draw(axes)
+    axes.set_ylim(limits[0] if limits[0] > 0 else None, limits[1])
+
+
 def variant_legend(figure, frame: pd.DataFrame, extra: list[tuple[Line2D, str]] = ()) -> None:
     """One legend for the figure, below the panels, one entry per variant of ``frame``."""
     handles, labels = [], []
@@ -133,7 +145,19 @@ def save(figure, folder: Path, name: str) -> Path:
     return path
 
 
-FLOOR_LOOK = {"color": "0.35", "linestyle": ":", "linewidth": 2.5}
+FLOOR_LOOK = {"facecolor": "0.85", "edgecolor": "0.45", "hatch": "///", "linewidth": 0.0}
+"""The machine floor: a hatched grey area from the bottom of the panel up to ``floor_us`` (no run can be
+below it), so it is never mistaken for a line."""
+
+
+def draw_floor(axes, floor: pd.Series) -> None:
+    """Shade the area under the floor (``floor_us`` against n) of one panel."""
+    low = max(float(floor.min()) / 100, 1e-6)
+    axes.fill_between(floor.index, low, floor.to_numpy(), zorder=0, **FLOOR_LOOK)
+
+
+def floor_handle() -> Rectangle:
+    return Rectangle((0, 0), 1, 1, **FLOOR_LOOK)
 
 
 def floor_lines(rows: pd.DataFrame) -> dict[tuple[str, str], pd.Series]:
@@ -155,11 +179,11 @@ def plot_time(ok: pd.DataFrame, raw: pd.DataFrame, folder: Path) -> Path:
         axes.plot(rows["n"], rows["us_per_iter"], **look)
         axes.fill_between(rows["n"], rows["min"], rows["max"], color=look["color"], alpha=0.15, linewidth=0)
     floors = floor_lines(points)
-    for (device, dtype), floor in floors.items():
-        grid[device, dtype].plot(floor.index, floor.to_numpy(), zorder=0, **FLOOR_LOOK)
     for axes in grid.values():
         log_axes(axes, "n (points fitted)", "median time per iteration (µs)")
-    extra = [(Line2D([], [], **FLOOR_LOOK), "machine floor (floor_us)")] if floors else []
+    for (device, dtype), floor in floors.items():
+        keep_limits(grid[device, dtype], lambda axes, floor=floor: draw_floor(axes, floor))
+    extra = [(floor_handle(), "machine floor (floor_us)")] if floors else []
     variant_legend(figure, points, extra)
     return save(figure, folder, "time_per_iteration.png")
 
@@ -251,12 +275,172 @@ def plot_losses(losses: pd.DataFrame, folder: Path) -> Path:
     return save(figure, folder, "losses.png")
 
 
+MAX_LINES = 6
+"""The most lines a panel of the per-framework figures draws (beyond that, lines cannot be told apart)."""
+FRAMEWORK_MARKERS = {"numpy": "o", "torch": "s", "jax": "^", "numba": "D", "cupy": "v"}
+OTHER_MARKERS = ("P", "X", "*", "h", "<", ">")
+
+
+def framework_style(backend: str, index: int) -> dict:
+    """One framework's line in :func:`plot_best_per_framework`: its hue, a solid line, its own marker."""
+    colour = COLOURS.get(backend, (OTHER_COLOURS[index % 2],))[0]
+    marker = FRAMEWORK_MARKERS.get(backend, OTHER_MARKERS[index % len(OTHER_MARKERS)])
+    return {"color": colour, "linestyle": "-", "marker": marker, "markersize": 6, "linewidth": 2.0}
+
+
+def plot_best_per_framework(ok: pd.DataFrame, folder: Path) -> Path:
+    """Per device and dtype: each framework's fastest variant at each n (one line a framework), over the
+    machine floor's area; at most :data:`MAX_LINES` frameworks a panel."""
+    points = longest_per_size(ok.assign(variant=variant_names(ok)))
+    best = points.loc[points.groupby(["device", "dtype", "n", "backend"])["us_per_iter"].idxmin().to_numpy()]
+    backends = list(dict.fromkeys(b for b in COLOURS if b in set(best["backend"])))
+    backends += sorted(set(best["backend"]) - set(backends))
+    backends = backends[:MAX_LINES]
+    figure, grid = panels(best, "Each framework's fastest variant at each size (area: below the machine floor)")
+    figure.set_figheight(figure.get_figheight() - legend_height(best, figure.get_figwidth()) + 0.8)
+    for (device, dtype), rows in best.groupby(["device", "dtype"]):
+        axes = grid[device, dtype]
+        for i, backend in enumerate(backends):
+            line = rows[rows["backend"] == backend].sort_values("n")
+            if not line.empty:
+                axes.plot(line["n"], line["us_per_iter"], **framework_style(backend, i))
+        log_axes(axes, "n (points fitted)", "median time per iteration (µs)")
+    for (device, dtype), floor in floor_lines(points).items():
+        if (device, dtype) in grid:
+            keep_limits(grid[device, dtype], lambda axes, floor=floor: draw_floor(axes, floor))
+    handles = [Line2D([], [], **framework_style(b, i)) for i, b in enumerate(backends)]
+    labels = [FRAMEWORK_NAMES.get(b, b) for b in backends]
+    handles.append(floor_handle())
+    labels.append("machine floor (floor_us)")
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 7), fontsize="small")
+    return save(figure, folder, "best_per_framework.png")
+
+
+def variant_panels(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """One framework's rows split into panels of at most :data:`MAX_LINES` variants: by formulation, then
+    (where a formulation has more) by grad."""
+    found = []
+    for formulation, part in rows.groupby("formulation", sort=False):
+        if part.groupby(VARIANT).ngroups <= MAX_LINES:
+            found.append((formulation, part))
+            continue
+        for grad, by_grad in part.groupby("grad"):
+            found.append((f"{formulation}, {grad}", by_grad))
+    return found
+
+
+def plot_variants(ok: pd.DataFrame, folder: Path) -> list[Path]:
+    """``variants_<backend>.png``: each framework's own variants, one panel per device, dtype and formulation
+    (and grad where needed), so that no panel holds more than :data:`MAX_LINES` lines."""
+    written = []
+    points = longest_per_size(ok)
+    floors = floor_lines(points)
+    for backend, rows in points.groupby("backend", sort=False):
+        rows = rows.sort_values("formulation", key=lambda f: f != "tutorial")
+        layout = [
+            (device, dtype, name, part)
+            for (device, dtype), by_type in rows.groupby(["device", "dtype"])
+            for name, part in variant_panels(by_type)
+        ]
+        columns = max(sum(1 for d, t, _, _ in layout if (d, t) == key) for key in {(d, t) for d, t, _, _ in layout})
+        keys = sorted({(d, t) for d, t, _, _ in layout})
+        width = max(7.0, 4.6 * columns + 1.0)
+        figure = Figure(figsize=(width, 3.8 * len(keys) + legend_height(rows, width)), layout="constrained")
+        axes_grid = figure.subplots(len(keys), columns, squeeze=False)
+        figure.suptitle(f"{FRAMEWORK_NAMES.get(backend, backend)}: every variant (area: below the machine floor)")
+        used = set()
+        for device, dtype, name, part in layout:
+            i = keys.index((device, dtype))
+            j = sum(1 for (a, b, c) in used if (a, b) == (device, dtype))
+            used.add((device, dtype, name))
+            axes = axes_grid[i][j]
+            axes.set_title(f"{device}, {dtype}, {name}")
+            for variant, line in part.groupby(VARIANT):
+                axes.plot(line["n"], line["us_per_iter"], **style(*variant))
+            log_axes(axes, "n (points fitted)", "median time per iteration (µs)")
+            if (device, dtype) in floors:
+                keep_limits(axes, lambda a, floor=floors[device, dtype]: draw_floor(a, floor))
+        for i, key in enumerate(keys):
+            for j in range(sum(1 for d, t, _ in used if (d, t) == key), columns):
+                axes_grid[i][j].set_visible(False)
+        variant_legend(figure, rows, [(floor_handle(), "machine floor (floor_us)")] if floors else [])
+        written.append(save(figure, folder, f"variants_{backend}.png"))
+    return written
+
+
+def tutorial_point(ok: pd.DataFrame) -> tuple[int, int] | None:
+    """The tutorial's own point, n = 2000 (its 2000 iterations where measured, else the most iterations)."""
+    at = ok[ok["n"] == TUTORIAL_SIZE]
+    if at.empty:
+        return None
+    iterations = sorted(set(at["iterations"]), key=lambda it: (it == TUTORIAL_SIZE, it))[-1]
+    return TUTORIAL_SIZE, int(iterations)
+
+
+def plot_speedup_at_tutorial(ok: pd.DataFrame, folder: Path) -> Path | None:
+    """Bars at the tutorial's point: each framework's best variant and its best tutorial-formulation
+    variant, as a speedup over the NumPy tutorial loop (same dtype, on the CPU). None without that point."""
+    point = tutorial_point(ok)
+    baseline = baseline_us(ok)
+    if point is None:
+        return None
+    at = ok[(ok["n"] == point[0]) & (ok["iterations"] == point[1])].assign(variant=variant_names)
+    at = at[[(dtype, *point) in baseline.index for dtype in at["dtype"]]]
+    if at.empty:
+        return None
+    at = at.assign(speedup=[baseline[(d, *point)] for d in at["dtype"]] / at["us_per_iter"])
+    bars = {}
+    for (device, dtype, backend), rows in at.groupby(["device", "dtype", "backend"]):
+        fastest = rows.loc[rows["us_per_iter"].idxmin()]
+        tutorial = rows[rows["formulation"] == "tutorial"]
+        chosen = [("best", fastest)]
+        if not tutorial.empty:
+            plain = tutorial.loc[tutorial["us_per_iter"].idxmin()]
+            if plain["variant"] != fastest["variant"]:
+                chosen.append(("tutorial", plain))
+        bars.setdefault((device, dtype), []).extend((backend, kind, row) for kind, row in chosen)
+    most = max(len(v) for v in bars.values())
+    figure, grid = panels(at, f"Speedup over the NumPy tutorial loop at n = {point[0]:,}, {point[1]:,} iterations",
+                          width=6.4, height=1.4 + 0.36 * most)  # fmt: skip
+    for (device, dtype), found in bars.items():
+        top = {b: max(r["speedup"] for b2, _, r in found if b2 == b) for b, _, _ in found}
+        found.sort(key=lambda b: (top[b[0]], b[1] == "best"))  # frameworks by their best, its bars together
+        axes = grid[device, dtype]
+        where = np.arange(len(found))
+        colours = [to_rgba(COLOURS.get(b, OTHER_COLOURS)[0], 1.0 if k == "best" else 0.4) for b, k, _ in found]
+        speedups = [row["speedup"] for _, _, row in found]
+        axes.barh(where, speedups, color=colours)
+        axes.set_yticks(where, [f"{short_label(row['variant'])}" for _, _, row in found], fontsize="small")
+        for y, value in zip(where, speedups, strict=True):
+            axes.annotate(
+                f" {value:,.0f}x" if value >= 10 else f" {value:.1f}x", (value, y), va="center", fontsize="small"
+            )
+        axes.set_xscale("log")
+        axes.axvline(1.0, color="grey", linewidth=1)
+        axes.set_xlabel("speedup (NumPy tutorial loop's time / this time)")
+        axes.grid(True, axis="x", which="both", alpha=0.3)
+        axes.set_xlim(0.5, max(speedups) * 3)
+    handles = [Rectangle((0, 0), 1, 1, color="0.3"), Rectangle((0, 0), 1, 1, color="0.3", alpha=0.45)]
+    figure.legend(handles, ["framework's fastest variant", "its fastest tutorial-formulation variant"],
+                  loc="outside lower center", ncols=2, fontsize="small")  # fmt: skip
+    return save(figure, folder, "speedup_at_tutorial.png")
+
+
 def write_plots(run: Run) -> tuple[list[Path], list[str]]:
     """Write every plot of ``run`` into its folder; return the files and notes on plots not drawn."""
     ok = run.summary[run.summary["status"] == "ok"]
     if ok.empty:
         raise results.ResultsError(f"{run.folder}: no ok configuration to plot")
-    written, notes = [plot_time(ok, run.read("raw"), run.folder), plot_first_call(ok, run.folder)], []
+    written = [plot_best_per_framework(ok, run.folder), *plot_variants(ok, run.folder)]
+    notes = []
+    tutorial = plot_speedup_at_tutorial(ok, run.folder)
+    if tutorial is None:
+        notes.append(
+            f"speedup_at_tutorial.png not drawn: no ok NumPy tutorial loop at n = {TUTORIAL_SIZE:,} on the CPU"
+        )
+    else:
+        written.append(tutorial)
+    written += [plot_time(ok, run.read("raw"), run.folder), plot_first_call(ok, run.folder)]
     speedup = plot_speedup(ok, run.folder)
     if speedup is None:
         notes.append("speedup.png not drawn: the run has no ok NumPy tutorial loop on the CPU to compare with")

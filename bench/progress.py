@@ -1,8 +1,14 @@
 """Progress of a sweep on the terminal: step k of K (a configuration in one worker process), what runs, elapsed
-and estimated time left."""
+and estimated time left.
+
+On a terminal, one live line that fits its width (80 columns and up): the bar, count, elapsed and time
+left keep their room, and the label of what runs gives way (:func:`fit_label`). Elsewhere (CI logs,
+pipes), one line per finished step.
+"""
 
 from __future__ import annotations
 
+import re
 import time
 
 from rich.console import Console
@@ -17,6 +23,8 @@ from rich.progress import (
 
 from bench.config import Configuration
 
+BAR_WIDTH = 8
+
 
 def outcome(summary: dict) -> str:
     """One configuration's result in a few words (``ran``: one process of several done, more to come)."""
@@ -27,6 +35,29 @@ def outcome(summary: dict) -> str:
     return f"{summary['status']}: {summary['reason']}"
 
 
+def fixed_width(total: int) -> int:
+    """Columns the live line needs besides the label: bar, ``k/K``, elapsed, ``left``, time left, gaps."""
+    count = 2 * len(str(total)) + 1
+    return BAR_WIDTH + count + len("0:00:00") + len("left") + len("0:00:00") + 5
+
+
+SHORTER = ((" manual/", " "), (" cpu ", " "), (" float32 ", " f32 "), (" float64 ", " f64 "))
+
+
+def fit_label(label: str, room: int) -> str:
+    """``label`` in at most ``room`` columns: ``manual/`` and ``cpu`` dropped and dtypes shortened first, then
+    `` it=...`` dropped and n written as a power of ten where it is one, then the end cut with ``…``."""
+    if len(label) <= room:
+        return label
+    for old, new in SHORTER:
+        label = label.replace(old, new)
+    if len(label) > room:
+        label, _, n = label.rsplit(" it=", 1)[0].rpartition(" n=")
+        digits = n.rstrip("0")
+        label += f" n={n}" if digits != "1" or len(n) < 4 else f" n=10^{len(n) - 1}"
+    return label if len(label) <= room else label[: max(room - 1, 0)] + "…"
+
+
 class SweepProgress:
     """A live bar on a terminal; one line per configuration elsewhere (CI logs, pipes)."""
 
@@ -35,15 +66,25 @@ class SweepProgress:
         self.bar: Progress | None = None
         if console.is_terminal:
             self.bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=console,
-            )  # fmt: skip
+                TextColumn("{task.description}"),
+                BarColumn(bar_width=BAR_WIDTH),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("left"),
+                TimeRemainingColumn(),
+                console=console,
+            )
             self.task = self.bar.add_task("starting", total=total)
             self.bar.start()
 
+    def label(self, config: Configuration, where: str = "") -> str:
+        """What runs (and, as ``p1/2``, which of its processes), shortened to the room the live line leaves."""
+        where = re.sub(r" \(process (\d+) of (\d+)\)", r" p\1/\2", where)
+        return fit_label(config.label(), self.console.width - fixed_width(self.total) - len(where)) + where
+
     def start(self, config: Configuration, where: str = "") -> None:
         if self.bar:
-            self.bar.update(self.task, description=f"{config.label()}{where}")
+            self.bar.update(self.task, description=self.label(config, where))
 
     def finish(self, config: Configuration, summary: dict, steps: int = 1) -> None:
         """``steps`` steps done, ending with ``config``'s ``summary`` (status ``ran``: a process of several)."""

@@ -212,19 +212,30 @@ def markdown_tables(text: str) -> list[list[list[str]]]:
 def test_report_on_a_real_sweep(real_run: Path, capsys: pytest.CaptureFixture) -> None:
     code, out, _ = run_cli("report", str(real_run), capsys=capsys)
     assert code == 0
-    for title in ("cpu float32: median us per iteration", "cpu float64: first call s", "Scaling model", "Crossovers"):
+    titles = ("The answer, cpu float32", "cpu float32: median us per iteration", "cpu float64: compile s")
+    titles += ("Scaling model of each framework's best variant", "Crossovers between frameworks' best variants")
+    for title in titles:
         assert title in out
-    assert "*" in out  # the fastest of each row is marked
+    assert out.index("The answer") < out.index("median us per iteration")  # the answer first
+    assert "is fastest" in out or "tie" in out  # the answer in words
 
     code, out, _ = run_cli("report", str(real_run / "summary.csv"), "--format", "md", capsys=capsys)
     tables = markdown_tables(out)
-    assert code == 0 and len(tables) == 6  # speed x2, first call x2, scaling, crossovers
+    assert code == 0 and len(tables) == 8  # answer x2, speed x2, compile x2, scaling, crossovers
     for table in tables:
         assert len(table) >= 2 and len({len(row) for row in table}) == 1
-    speed = tables[0]
-    assert speed[0][:3] == ["n", "iterations", "numpy manual/eager"] and len(speed) == 3
-    assert all(sum(cell.startswith("**") for cell in row) == 1 for row in speed[1:])  # one fastest per row
-    assert all(row[2].endswith("(1.0x)") for row in speed[1:])  # the baseline against itself
+    answer = tables[0]
+    assert answer[0] == ["framework's best variant", "n=10^3 200 it", "n=4,000 200 it"]
+    assert [row[0] for row in answer[-2:]] == ["lead over the runner-up", "floor (winner's x_floor)"]
+    frameworks = answer[1:-2]
+    assert sorted(row[0].split()[0] for row in frameworks) == ["jax", "numpy"]
+    for column in (1, 2):  # one winner per size, in bold with a unit; the other as a multiple of it
+        cells = [row[column] for row in frameworks]
+        assert sum(cell.startswith("**") and " us" in cell for cell in cells) == 1
+        assert all(cell.startswith("**") or "x" in cell for cell in cells)
+    speed = tables[2]
+    assert speed[0] == ["variant", "n=10^3 200 it", "n=4,000 200 it"]
+    assert [row[0] for row in speed[1:]] == [*sorted(row[0] for row in speed[1:-1]), "machine floor (floor_us)"]
 
     code, out, _ = run_cli("report", str(real_run), "--format", "csv", capsys=capsys)
     pivot = pd.read_csv(io.StringIO(out))
@@ -235,12 +246,10 @@ def test_report_on_a_real_sweep(real_run: Path, capsys: pytest.CaptureFixture) -
 @pytest.mark.slow
 def test_sections_render_every_row(real_run: Path) -> None:
     summary = results.read_csv(real_run)
-    text = markdown(report_sections(summary))
-    scaling = [t for t in markdown_tables(text) if t[0][0] == "variant" and "overhead us" in t[0]]
-    assert (
-        len(scaling) == 1
-        and len(scaling[0]) == 1 + summary.groupby(["backend", "mode", "formulation", "dtype"]).ngroups
-    )
+    for full, rows in ((True, ["backend", "mode", "formulation", "dtype"]), (False, ["backend", "dtype"])):
+        text = markdown(report_sections(summary, full=full))
+        scaling = [t for t in markdown_tables(text) if t[0][0] == "variant" and "overhead us" in t[0]]
+        assert len(scaling) == 1 and len(scaling[0]) == 1 + summary.groupby(rows).ngroups
 
 
 def test_plots_of_two_devices_without_losses(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -82,3 +82,23 @@ def test_bench_runs_lists_each_folder(tmp_path: Path, monkeypatch: pytest.Monkey
     assert cli.main(["runs"]) == 0
     [line] = [line for line in capsys.readouterr().out.splitlines() if "box" in line]
     assert "2026-12-01 08:00" in line and "not ok (1 ok, 1 mismatch)" in line
+
+
+def test_every_help_text_is_a_sentence(capsys) -> None:
+    import argparse
+
+    from bench import cli
+
+    parser = cli.build_parser()
+    parsers = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            parsers += list(action.choices.values())
+    for each in parsers:
+        with pytest.raises(SystemExit):
+            each.parse_args(["--help"])
+        text = capsys.readouterr().out
+        blocks = [b for b in text.split("\n\n")[1:] if b.strip()]
+        for line in " ".join(text.split("options:")[1:]).split("\n  -")[1:]:
+            assert " ".join(line.split()).endswith("."), f"{each.prog}: -{line.strip()}"
+        assert blocks, each.prog
