@@ -624,7 +624,7 @@ def best_crossover_section(summary: pd.DataFrame) -> Section:
         "Crossovers between frameworks' best variants (from the scaling model)",
         ["dtype", "faster at large n", "than", "from"],
         note="Extrapolated: the crossing lies outside the sizes both were measured at. Every variant's: --all.",
-        label_columns=3,
+        label_columns=4,
     )
     for i, x in enumerate(keys):
         for y in keys[i + 1 :]:
@@ -634,6 +634,7 @@ def best_crossover_section(summary: pd.DataFrame) -> Section:
             if found.kind in ("never", "below"):  # name the one that wins at large n first
                 found = crossover(y, fits[y], x, fits[x])
             section.rows.append([x[5], short_key(found.x, keys), short_key(found.y, keys), crossover_text(found)])
+    section.rows.sort(key=lambda row: row[:3])
     if not section.rows:
         section.note = "No two frameworks' best variants were measured at two sizes or more."
     return section
