@@ -7,25 +7,23 @@ Modes:
 - ``jit-loop``: the whole fit is one ``jax.jit`` call around ``lax.scan``; the scan returns every
   iteration's loss, of which the logged ones are kept.
 
-Tuned formulation (each the fastest correct form measured against the alternatives, interleaved on one
-machine; the figures are in the README's "Formulations" section):
+Tuned formulation (each the fastest correct form against the alternatives, timed interleaved; the
+figures are in the commit messages and docs/notes/):
 
 - ``manual`` ``jit-step`` and ``jit-loop``: the weights as one 4-vector (one buffer per compiled call instead of
   four). In float64, Horner's form with the five sums (loss and four gradients) taken by one variadic
-  ``lax.reduce``: one pass over x and y per iteration, where XLA otherwise emits one loop per ``.sum()``
-  (2.5x faster at 10^3 and 10^7). That reduce accumulates in order, which float32 cannot afford (5e-3 off
+  ``lax.reduce``: one pass over x and y per iteration, where XLA otherwise emits one loop per ``.sum()``.
+  That reduce accumulates in order, which float32 cannot afford (5e-3 off
   the reference at 10^7), so in float32 the powers x^2 and x^3 are computed once in ``prepare`` and the
-  four sums stay XLA's own reductions (1.3x faster from 10^4 on, on the CPU). Below
-  :data:`HORNER_BELOW` elements on the CPU, and at every size on a GPU, float32 takes :mod:`backends.tuned`'s
-  Horner step with XLA's sums instead: on the CPU it measured 0.79-0.91x the powers form's time at 10^3 and
-  2000, 1.04-1.2x from 4096 on; on a GPU reading x^2 and x^3 doubles the bytes of a memory-bound iteration
-  (the powers form measured 1.2-1.7x the tutorial's time on an H200).
+  four sums stay XLA's own reductions. Below :data:`HORNER_BELOW` elements on the CPU, and at every size on
+  a GPU, float32 takes :mod:`backends.tuned`'s Horner step with XLA's sums instead: at small n on the CPU
+  the three extra multiplies cost less than reading two more arrays, and on a GPU reading x^2 and x^3
+  doubles the bytes of a memory-bound iteration.
 - ``autodiff/jit-step``: ``jax.grad`` on a 4-vector of weights (it saves per-call work), of the loss over
-  x^2 and x^3 computed once in float64 on the CPU (0.7-0.9x the tutorial's time from 10^3 to 10^6), of
-  :mod:`backends.tuned`'s Horner loss in float32 (0.74-0.86x; the powers form lost at 10^5 there) and on a
-  GPU (where the powers form measured up to 1.2x the tutorial's time in float64).
+  x^2 and x^3 computed once in float64 on the CPU, of :mod:`backends.tuned`'s Horner loss in float32 and
+  on a GPU (where the powers form lost to the tutorial's arithmetic).
 - ``autodiff/jit-loop`` has no tuned variant: every rearrangement tried (Horner, precomputed powers, the
-  4-vector) measured as fast as the tutorial's arithmetic or slower, since XLA already fuses what the rewrite
+  4-vector) was as fast as the tutorial's arithmetic or slower, since XLA already fuses what the rewrite
   would.
 - ``eager``: with ``P = [1, x, x^2, x^3]`` (4 x n) built in ``prepare``, the residual is ``w @ P - y``, so
   an iteration dispatches a handful of operations instead of about twenty. In float64 the loss and the

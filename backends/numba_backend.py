@@ -26,9 +26,8 @@ Vector width: on CPUs with AVX-512, LLVM prefers 256-bit vectors unless told oth
 arithmetic rate of a compute-bound loop. The backend asks for the widest vectors (``NUMBA_CPU_FEATURES`` = the
 host's features with LLVM's ``prefer-256-bit`` tuning off), as an expert tuning for this machine would, unless
 ``NUMBA_CPU_FEATURES`` is already set or Numba was imported before the backend (then Numba's default stands;
-``environment.json`` records which). Measured on our AVX-512 machine, tuned kernel: 28-33 % faster at 10^4 and
-8-39 % at 10^5 in both dtypes, 5-18 % at 10^3, a few percent either way at 10^6 (memory-bound). It applies to
-both formulations, since Numba compiles the whole process for one target.
+``environment.json`` records which). It matters where the kernel is compute-bound (from cache), not where
+it waits on memory. It applies to both formulations, since Numba compiles the whole process for one target.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def _block_sums(x, y, a, b, c, d):
     """Sums of r, r x, r x^2, r x^3 and r^2 over a block, r = Horner's prediction - y, in the data's dtype.
 
     The caller passes slices, so indices start at 0: with an offset, Numba's negative-index check stays in
-    the loop and LLVM no longer vectorises it (three times slower, measured).
+    the loop and LLVM no longer vectorises it.
     """
     s0 = s1 = s2 = s3 = sl = x[0] - x[0]
     for i in range(x.size):
@@ -81,11 +81,10 @@ def _tuned(parallel: bool):
 
     Each of the ``parts.shape[0]`` shares (one per thread; one when serial) sums one contiguous run of blocks
     into its own row of ``parts``, a (shares, 5) float64 buffer the caller allocates once; the rows are added
-    in order afterwards. Against a ``prange`` over the blocks with Numba's reduction variables (which allocates
-    its reduction arrays every iteration), measured interleaved on 2 cores in two runs: 14-25 % faster at
-    10^4, 11-22 % at 10^5, 2-8 % at 10^6, 4-34 % at 10^7, the serial kernel unchanged. Numba's dynamic
-    scheduling (``set_parallel_chunksize``) measured slower than either. The block loop is written out here:
-    moved into a helper function it measured 7-10 % slower at 10^3.
+    in order afterwards. This replaces a ``prange`` over the blocks with Numba's reduction variables, which
+    allocates its reduction arrays every iteration; Numba's dynamic scheduling (``set_parallel_chunksize``)
+    was slower than either. The block loop is written out here: a call to a helper per block cost time at
+    small n. (Figures: the commit that introduced this kernel, 28e1b6d.)
     """
 
     loop = prange if parallel else range

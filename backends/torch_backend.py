@@ -16,7 +16,7 @@ Tutorial formulation:
   work is the eager arithmetic (no ``torch.compile``); the autodiff step is the functional
   ``torch.func.grad_and_value``, whose backward pass is captured with the rest (see :func:`cuda_graph_fit`).
 
-Tuned formulation (measured against the alternatives; the fastest that agrees with the reference):
+Tuned formulation (timed against the alternatives; the fastest that agrees with the reference):
 
 - ``manual/eager tuned``: with ``P = [1, x, x^2, x^3]`` (4 x n) built in ``prepare``, the residual is one
   ``torch.addmv(y, P.T, w, beta=-1)`` and, in float64, the gradient one ``torch.mv(P, r)`` and the loss one
@@ -29,12 +29,12 @@ Tuned formulation (measured against the alternatives; the fastest that agrees wi
 - ``manual/jit-loop tuned`` and ``autodiff/jit-loop tuned``: the tuned step (Horner's form,
   :mod:`backends.tuned`) compiled by ``torch.compile``, and the whole fit built from it. On the CPU, one
   compiled ``torch.while_loop`` whose body is that step, every iteration's loss written into a buffer
-  carried by the loop (compiling one step (jit-step) with the tuned arithmetic measured the same as the
+  carried by the loop (compiling one step (jit-step) with the tuned arithmetic was no faster than the
   tutorial's, since inductor fuses both into one kernel, and compiling a block of 10 or 100 unrolled steps
-  lost to the while-loop above 10^3). On a GPU, every iteration of the compiled step captured as one CUDA
-  graph, as the tutorial's jit-loop captures the eager step: the while-loop measured 1.5-2.9x slower than
-  the tutorial's CUDA graph there from 10^3 to 10^6 (inductor's GPU while-loop reads its condition back to
-  the host every iteration), while the graph replays inductor's fused kernels with no host in between.
+  lost to the while-loop beyond small n). On a GPU, every iteration of the compiled step captured as one
+  CUDA graph, as the tutorial's jit-loop captures the eager step: inductor's GPU while-loop reads its
+  condition back to the host every iteration, while the graph replays inductor's fused kernels with no
+  host in between (figures: docs/notes/2026-11-26-h200.md).
 
 x, y and the weights are copied to the device during ``prepare``. The fit keeps the logged losses on the
 device and reads them back once at the end, after ``torch.cuda.synchronize()`` on a GPU. TF32 is

@@ -44,8 +44,8 @@ CPU_BACKENDS = "numpy,torch,jax,numba"
 CPU_MODES = "eager,jit-loop,jit-loop-parallel"
 CPU_FORMULATIONS = "tuned"
 """On the CPU, what each framework does best: the tuned eager and whole-loop compiled variants. The
-tutorial's forms are ``make bench``'s business; here the NumPy tutorial loop alone took 100 s at 10^6 and
-10^7 on a lent H200 machine's CPU, and torch.compile per step and size would take minutes more."""
+tutorial's forms are ``make bench``'s business: at 10^6 and 10^7 the NumPy tutorial loop alone would take
+minutes, and torch.compile per step and size minutes more (docs/notes/2026-11-26-h200.md)."""
 PRESET = "gpu-check"
 
 
@@ -107,8 +107,8 @@ def gpu_read_us(points: list[tuple[str, int]], rounds: int = 7) -> dict[tuple[st
     the arithmetic (16 operations per element) is far below the GPU's rate, so reading is the bound. The
     graph takes the host's launch cost away, as the fastest GPU variants do; at small n what is left is one
     kernel's time on the GPU against data in its L2 cache, as the fit's own iterations see it. (Launched one
-    by one from Python, the reductions measured 8-10 us each at n <= 10^6 on an H200: the host's cost, not
-    the GPU's.) Empty without PyTorch on CUDA."""
+    by one from Python, the reductions would time the host's launch cost, not the GPU's.) Empty without
+    PyTorch on CUDA."""
     try:
         torch_backend = load_backend("torch")
     except BackendUnavailable:

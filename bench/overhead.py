@@ -4,7 +4,7 @@
 of the machine hits both alike: through a real worker process, exactly as ``bench run`` does, and with a bare
 ``perf_counter_ns`` loop in a plain Python process (the same environment and thread settings, none of the
 harness). Each round starts both processes afresh, so what differs from one process to the next (where a
-framework's buffers land in memory moves a small JAX fit by up to 20 %) falls on both sides alike. It prints
+framework's buffers land in memory moves a small JAX fit noticeably) falls on both sides alike. It prints
 the ratio of the medians for a small and a large size.
 """
 

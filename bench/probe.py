@@ -9,8 +9,7 @@ one thread and for all the run's threads:
   each pass over the data is one parallel region, as an iteration of a parallel fit is, so the figure includes
   what starting that region costs (which is why one thread wins on small working sets). The run's own working
   sets are measured because bandwidth falls off a cliff where a working set outgrows a cache: interpolating
-  across it overstates the bandwidth (measured on a 2-core VM: 33-38 GB/s interpolated between 64 MiB and
-  256 MiB for 160 MB, where a dot product over 160 MB sustains 23-25 GB/s).
+  across it overstates the bandwidth (figures of one machine: docs/notes/2026-11-26-dev-vm.md).
 - **arithmetic rate** per dtype, in elements of one iteration per second: the iteration's own vector
   instruction mixes (:data:`bench.roofline.MIXES`: the tuned kernel's, and the precomputed powers'), at
   every vector width the CPU has, over arrays resident in L1 with independent accumulator chains
