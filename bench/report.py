@@ -30,7 +30,6 @@ from rich.text import Text
 from bench import results
 from bench.runs import Run, short_label, variant_label, variant_names
 from bench.scaling import Crossover, crossover, crossovers, fit_variants
-from bench.verdict import decide
 
 BASELINE = ("numpy", "manual", "eager", "tutorial")
 """The NumPy tutorial loop, against which speedups are given."""
@@ -327,6 +326,8 @@ def answer_sections(summary: pd.DataFrame, raw: pd.DataFrame | None, width: int 
     best = framework_best(ok_rows(summary))
     if best.empty:
         return []
+    from bench.verdict import decide  # scipy: imported when a report is made, not by every command
+
     samples = samples_by_key(raw)
     tables: dict[tuple[str, str], list[Point]] = {}
     for (device, dtype, n, iterations), rows in best.groupby(["device", "dtype", *POINT], sort=True):
