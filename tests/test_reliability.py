@@ -462,8 +462,8 @@ def test_read_csv_names_what_is_wrong_with_a_results_file(tmp_path, whole_run):
 
 @pytest.mark.slow
 def test_the_readme_example_backend_runs_and_agrees_with_the_reference(tmp_path):
-    """The minimal backend of README.md, "Adding your own backend", loaded through ARRAYBENCH_BACKENDS."""
-    readme = (ROOT / "README.md").read_text()
+    """The minimal backend of docs/adding-a-backend.md, "A backend of your own", loaded through ARRAYBENCH_BACKENDS."""
+    readme = (ROOT / "docs" / "adding-a-backend.md").read_text()
     code = readme.split("```python\n# my_backends.py\n", 1)[1].split("```", 1)[0]
     (tmp_path / "my_backends.py").write_text(code)
     env = environment(f"{tmp_path}{os.pathsep}{ROOT}", "my_backends:PurePythonBackend")
