@@ -261,8 +261,11 @@ def markdown(sections: list[Section]) -> str:
 
 def report_sections(summary: pd.DataFrame) -> list[Section]:
     """Everything ``bench report`` shows, in reading order."""
-    sections = [*speed_sections(summary), *first_call_sections(summary)]
-    sections += [scaling_section(summary), crossover_section(summary)]
+    from bench.world_scaling import one_device, world_sections
+
+    single = one_device(summary)
+    sections = [*speed_sections(single), *first_call_sections(single)]
+    sections += [scaling_section(single), crossover_section(single), *world_sections(summary)]
     not_ok = not_ok_section(summary)
     return [*sections, not_ok] if not_ok.rows else sections
 
@@ -279,8 +282,10 @@ def transposed(section: Section) -> Section:
 
 def print_summary(summary: pd.DataFrame, console: Console) -> None:
     """The end of a run: the speed tables (variants as rows, sizes as columns), then what is not ``ok``."""
+    from bench.world_scaling import one_device
+
     not_ok = not_ok_section(summary)
-    speed = [transposed(section) for section in speed_sections(summary)]
+    speed = [transposed(section) for section in speed_sections(one_device(summary))]
     print_sections([*speed, *([not_ok] if not_ok.rows else [])], console)
 
 
