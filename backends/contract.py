@@ -108,6 +108,32 @@ class Problem:
         x = np.linspace(-math.pi, math.pi, self.n, dtype=self.dtype)
         return x, np.sin(x)
 
+    def x_and_y_block(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Elements ``start:stop`` of :meth:`x_and_y`, bit for bit, built without the rest (see
+        :func:`linspace_block`): what one of the devices of a distributed fit holds."""
+        x = linspace_block(self.n, start, stop, self.dtype)
+        return x, np.sin(x)
+
+
+def linspace_block(n: int, start: int, stop: int, dtype: str | np.dtype = "float64") -> np.ndarray:
+    """``np.linspace(-pi, pi, n, dtype=dtype)[start:stop]``, bit for bit, in memory for ``stop - start`` only.
+
+    NumPy's linspace computes ``arange(n) * step + start`` in float64 (``step = (stop - start) / (n - 1)``), sets
+    the last point to ``stop`` exactly, then casts; the same formula on a range of indices gives that range."""
+    step = (math.pi - -math.pi) / (n - 1)
+    x = np.arange(start, stop, dtype=np.float64) * step + -math.pi
+    if stop == n and stop > start:
+        x[-1] = math.pi
+    return x.astype(dtype, copy=False)
+
+
+def block_bounds(n: int, world: int, index: int) -> tuple[int, int]:
+    """The ``start, stop`` of block ``index`` of ``world`` contiguous blocks of ``range(n)``: the first
+    ``n % world`` blocks hold one element more, so the blocks differ in size by one at most."""
+    size, extra = divmod(n, world)
+    start = index * size + min(index, extra)
+    return start, start + size + (index < extra)
+
 
 @dataclass(frozen=True)
 class FitResult:
@@ -129,6 +155,11 @@ class Variant:
     grad: str
     mode: str
     formulation: str = "tutorial"
+    distributed: bool = field(default=False, compare=False)
+    """Whether the variant also runs across ``world`` devices (:meth:`Backend.prepare_shard`): each device holds
+    a contiguous block of x and y, and the five local sums (loss and four gradient sums) are all-reduced once per
+    iteration before the same update everywhere. Reducing the moments once and iterating on 4x4 matrices would
+    also pass the reference, but is a different benchmark: not allowed."""
 
     def __str__(self) -> str:
         return f"{self.grad}/{self.mode}" + ("" if self.formulation == "tutorial" else f" {self.formulation}")
@@ -188,6 +219,22 @@ def cuda_event_timer(new_event: Callable[[], Any], elapsed_ms: Callable[[Any, An
     return start
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Where one process sits in a fit spread over ``world`` devices: process ``process`` of ``processes``, which
+    meet at ``coordinator`` (``host:port``), each driving ``world // processes`` devices; process ``p``'s devices
+    hold the blocks ``p * local .. (p + 1) * local - 1`` of :func:`block_bounds`."""
+
+    world: int
+    process: int = 0
+    processes: int = 1
+    coordinator: str = ""
+
+    @property
+    def local_devices(self) -> int:
+        return self.world // self.processes
+
+
 class BackendUnavailable(RuntimeError):
     """Raised by a backend's ``__init__`` when its framework cannot be used here; the message is the reason."""
 
@@ -231,6 +278,41 @@ class Backend(ABC):
     @abstractmethod
     def prepare(self, problem: Problem, variant: Variant, device: str) -> Fit:
         """Build x, y and the initial weights on ``device`` and return the fit to time."""
+
+    # A fit across devices (variants declared ``distributed``). The caller starts the processes, each with
+    # :meth:`local_devices_environment` in its environment before the framework is imported.
+
+    one_process_per_device: ClassVar[bool] = True
+    """Whether a fit across ``world`` devices runs one process per device (torch.distributed's ranks) rather than
+    one process driving several devices (JAX)."""
+
+    @classmethod
+    def local_devices_environment(cls, device: str, count: int) -> dict[str, str]:
+        """Environment variables that give a process ``count`` devices of ``device`` (set before the import)."""
+        return {}
+
+    def shard_unavailable_reason(self, problem: Problem, variant: Variant, device: str, world: int) -> str | None:
+        """Why ``variant`` cannot run across ``world`` devices here (too few devices, an n the blocks cannot
+        split), or ``None`` when it can."""
+        return f"{self.name} does not run across devices"
+
+    def join(self, shard: Shard, device: str, timeout_s: float) -> None:
+        """Meet the other processes of ``shard`` (a process group); collectives then wait ``timeout_s`` at most."""
+        raise NotImplementedError
+
+    def prepare_shard(self, problem: Problem, variant: Variant, device: str, shard: Shard) -> Fit:
+        """This process's part of ``variant``'s fit across ``shard.world`` devices: its blocks of x and y
+        (:meth:`Problem.x_and_y_block`) on its devices, one all-reduce of the five local sums per iteration; every
+        process's fit returns the same result."""
+        raise NotImplementedError
+
+    def barrier(self, shard: Shard) -> None:  # noqa: B027 (a single process has nothing to wait for)
+        """Wait until every process of ``shard`` has reached this point."""
+
+    def collective_seconds(self, shard: Shard, device: str, dtype: str, rounds: int) -> float:
+        """Seconds per all-reduce of five ``dtype`` numbers across ``shard``'s devices: ``rounds`` of them in a
+        row, each depending on the one before, timed in this process."""
+        raise NotImplementedError
 
 
 def unstack_result(values: Sequence[float]) -> FitResult:

@@ -42,12 +42,22 @@ fit ends with ``jax.block_until_ready`` and reads the results back in one transf
 from __future__ import annotations
 
 import os
+import time
 from contextlib import AbstractContextManager, ExitStack
 
 import numpy as np
 
 from backends import tuned
-from backends.contract import Backend, BackendUnavailable, Fit, FitResult, Problem, Variant, unstack_result
+from backends.contract import (
+    Backend,
+    BackendUnavailable,
+    Fit,
+    FitResult,
+    Problem,
+    Shard,
+    Variant,
+    unstack_result,
+)
 from backends.tutorial import Weights, descend, loss_of, manual_step, python_loop
 
 HORNER_BELOW = 4096
@@ -76,7 +86,7 @@ class JaxBackend(Backend):
 
     name = "jax"
     variants = tuple(
-        Variant(grad, mode, formulation)
+        Variant(grad, mode, formulation, distributed=(grad, mode, formulation) == ("manual", "jit-loop", "tuned"))
         for formulation in ("tutorial", "tuned")
         for grad in ("manual", "autodiff")
         for mode in ("eager", "jit-step", "jit-loop")
@@ -207,9 +217,22 @@ class JaxBackend(Backend):
                 return w - (step_size / 2) * gradient, loss
 
             return True, step, data
-        if x64:
+        sums, powers = self._tuned_sums(x.dtype, x.size, device)
 
-            def step(w, x, y):
+        def step(w, *data):
+            total = sums(w, *data)
+            return w - step_size * total[1:], total[0]
+
+        return True, step, with_powers(x, y) if powers else (x, y)
+
+    def _tuned_sums(self, dtype, n: int, device: str):
+        """The tuned manual step's five sums over the data, as one vector ``[sum r^2, sum r, sum r x, sum r x^2,
+        sum r x^3]`` (see the module docstring for the three forms), and whether they take the powers of x. What
+        a fit across devices all-reduces; on one device the step applies them directly."""
+        jax, jnp = self.jax, self.jax.numpy
+        if dtype == jnp.float64:
+
+            def sums(w, x, y):
                 r = tuned.residual(w, x, y)
                 rx = r * x
                 rx2 = rx * x
@@ -217,18 +240,156 @@ class JaxBackend(Backend):
                 *gradient, loss = jax.lax.reduce(
                     (r, rx, rx2, rx2 * x, r * r), (zero,) * 5, lambda p, q: tuple(map(jnp.add, p, q)), (0,)
                 )
-                return w - step_size * jnp.stack(gradient), loss
+                return jnp.stack([loss, *gradient])
 
-            return True, step, (x, y)
-        if device == "gpu" or x.size < HORNER_BELOW:
-            return True, lambda w, x, y: tuned.manual_step(w, x, y, step_size, jnp.stack), (x, y)
+            return sums, False
+        if device == "gpu" or n < HORNER_BELOW:
 
-        def step(w, x, y, x2, x3):
+            def sums(w, x, y):
+                r = tuned.residual(w, x, y)
+                rx = r * x
+                rx2 = rx * x
+                return jnp.stack([(r * r).sum(), r.sum(), rx.sum(), rx2.sum(), (rx2 * x).sum()])
+
+            return sums, False
+
+        def sums(w, x, y, x2, x3):
             r = residual_of_powers(w, x, y, x2, x3)
-            gradient = jnp.stack([r.sum(), (r * x).sum(), (r * x2).sum(), (r * x3).sum()])
-            return w - step_size * gradient, (r * r).sum()
+            return jnp.stack([(r * r).sum(), r.sum(), (r * x).sum(), (r * x2).sum(), (r * x3).sum()])
 
-        return True, step, with_powers(x, y)
+        return sums, True
+
+    # Across devices: ``manual/jit-loop tuned`` over a 1-D mesh of ``world`` devices (one process's host devices
+    # on the CPU, or several processes' joined by jax.distributed), by ``shard_map``: each device runs the tuned
+    # step's five sums over its block, one ``psum`` of them per iteration inside the scan, the same update
+    # everywhere. ``shard_map`` needs blocks of one size: n must be a multiple of world.
+
+    one_process_per_device = False
+
+    @classmethod
+    def local_devices_environment(cls, device: str, count: int) -> dict[str, str]:
+        """On the CPU, ``count`` host devices (``--xla_force_host_platform_device_count``, read at JAX's start)."""
+        if device != "cpu":
+            return {}
+        flags = os.environ.get("XLA_FLAGS", "")
+        return {"XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count={count}".strip()}
+
+    def shard_unavailable_reason(self, problem: Problem, variant: Variant, device: str, world: int) -> str | None:
+        if problem.n % world:
+            return f"shard_map splits x into blocks of one size: n={problem.n:,} is not a multiple of world={world}"
+        if device == "gpu":
+            count = len(self.jax.devices("gpu")) if self._device("gpu") is not None else 0
+            if count < world:
+                return f"world={world} needs {world} GPUs, {count} visible to JAX here"
+        return None
+
+    def join(self, shard: Shard, device: str, timeout_s: float) -> None:
+        """With more than one process, ``jax.distributed.initialize`` at the coordinator (gloo collectives
+        between the processes on the CPU)."""
+        if shard.processes > 1:
+            self.jax.distributed.initialize(
+                coordinator_address=shard.coordinator,
+                num_processes=shard.processes,
+                process_id=shard.process,
+                initialization_timeout=int(timeout_s),
+            )
+        count = len(self._mesh_devices(device, shard.world))
+        if count != shard.world:
+            raise RuntimeError(f"JAX sees {count} {device} devices across the processes, not world={shard.world}")
+
+    def _mesh_devices(self, device: str, world: int) -> list:
+        """The first ``world`` devices of the platform, across every process."""
+        return self.jax.devices("gpu" if device == "gpu" else "cpu")[:world]
+
+    def barrier(self, shard: Shard) -> None:
+        if shard.processes > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("arraybench")
+
+    def sharded_program(self, problem: Problem, device: str, shard: Shard):
+        """The compiled-to-be fit across the mesh and its arguments: ``(jitted, args)``; ``jitted(*args)`` returns
+        the replicated weights and every iteration's loss. The blocks are built on each device from their own
+        indices (``jax.make_array_from_callback``), never from a whole x on the host."""
+        jax, jnp = self.jax, self.jax.numpy
+        from jax.sharding import Mesh, NamedSharding
+        from jax.sharding import PartitionSpec as P
+
+        mesh = Mesh(np.array(self._mesh_devices(device, shard.world)), ("d",))
+        blocked, replicated = NamedSharding(mesh, P("d")), NamedSharding(mesh, P())
+        local_n = problem.n // shard.world
+        blocks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+        def block(index: tuple[slice, ...], which: int) -> np.ndarray:
+            start = index[0].start or 0
+            if start not in blocks:
+                blocks[start] = problem.x_and_y_block(start, start + local_n)
+            return blocks[start][which]
+
+        with self.settings(problem):
+            x, y = (jax.make_array_from_callback((problem.n,), blocked, lambda i, k=k: block(i, k)) for k in (0, 1))
+            w0 = jax.device_put(problem.initial_weights(), replicated)
+            sums, powers = self._tuned_sums(x.dtype, local_n, device)
+            data = with_powers(x, y) if powers else (x, y)
+            step_size = 2.0 * problem.lr
+
+            def local_fit(w, *local_data):
+                def body(w, _):
+                    total = jax.lax.psum(sums(w, *local_data), "d")
+                    return w - jnp.asarray(step_size, w.dtype) * total[1:], total[0]
+
+                return jax.lax.scan(body, w, length=problem.iterations)
+
+            specs = (P(), *(P("d") for _ in data))
+            mapped = jax.shard_map(local_fit, mesh=mesh, in_specs=specs, out_specs=(P(), P()))
+        return jax.jit(mapped), (w0, *data)
+
+    def prepare_shard(self, problem: Problem, variant: Variant, device: str, shard: Shard) -> Fit:
+        jax = self.jax
+        whole_fit, (w0, *data) = self.sharded_program(problem, device, shard)
+
+        def fit(start) -> FitResult:
+            with self.settings(problem):
+                weights, losses = jax.block_until_ready(whole_fit(start, *data))
+                # Replicated: this process's first device holds the whole result.
+                w, all_losses = np.asarray(weights.addressable_data(0)), np.asarray(losses.addressable_data(0))
+                logged = all_losses[problem.log_interval - 1 :: problem.log_interval]
+                return unstack_result([*w.tolist(), float(all_losses[-1]), *logged.tolist()])
+
+        def place(weights: np.ndarray):
+            with self.settings(problem):
+                return self.jax.device_put(weights, w0.sharding)
+
+        return Fit(fit, problem.initial_weights(), place)
+
+    def collective_seconds(self, shard: Shard, device: str, dtype: str, rounds: int) -> float:
+        """``rounds`` psums of a 5-vector in one compiled scan; each round's input is the device's own value
+        mixed with the last sum (kept different on every device, so XLA cannot drop the collective)."""
+        jax = self.jax
+        from jax.sharding import Mesh, NamedSharding
+        from jax.sharding import PartitionSpec as P
+
+        mesh = Mesh(np.array(self._mesh_devices(device, shard.world)), ("d",))
+        with jax.enable_x64(dtype == "float64"):
+            values = jax.make_array_from_callback(
+                (5 * shard.world,), NamedSharding(mesh, P("d")), lambda i: np.full(5, 1.0 + (i[0].start or 0), dtype)
+            )
+
+            def rounds_of(v):
+                def body(v, _):
+                    return (v + jax.lax.psum(v, "d")) / (shard.world + 1), None
+
+                return jax.lax.scan(body, v, length=rounds)[0]
+
+            run = jax.jit(jax.shard_map(rounds_of, mesh=mesh, in_specs=P("d"), out_specs=P("d")))
+            jax.block_until_ready(run(values))
+            times = []
+            for _ in range(3):
+                self.barrier(shard)
+                start = time.perf_counter_ns()
+                jax.block_until_ready(run(values))
+                times.append((time.perf_counter_ns() - start) / 1e9 / rounds)
+        return sorted(times)[1]
 
     def _tuned_eager_step(self, x, y, problem: Problem, variant: Variant):
         """The tuned eager step: powers of x built once, a handful of dispatched operations per iteration."""

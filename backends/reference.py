@@ -11,28 +11,133 @@ form once the fit is good.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+import os
 from collections.abc import Sequence
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
-from backends.contract import FitResult, Problem
+from backends.contract import FitResult, Problem, linspace_block
+
+BLOCK = 1 << 20
+"""Elements per block of the streamed moments: about 100 MB of float64 temporaries at a time, at any n."""
+
+SHIPPED = Path(__file__).with_name("moments")
+"""Moments shipped with arraybench (``<n>.json``), for the sizes above 10^8 that presets and tests use."""
+
+DISK_FROM = 10**7
+"""From this n on, computed moments are kept on disk (they take seconds at 10^7, minutes at 10^9)."""
+
+CACHE_VARIABLE = "ARRAYBENCH_REFERENCE_CACHE"
+"""The folder of the on-disk cache (default ``~/.cache/arraybench/moments``)."""
+
+CACHE_VERSION = 1
+
+
+class ExactSum:
+    """An exact running sum of float64 values, fed block by block, rounded once at the end.
+
+    Each value is ``m * 2**e`` with ``m`` in [0.5, 1) (``np.frexp``); ``m * 2**53`` is a 53-bit integer, split
+    into a high and a low 26-27-bit part, which are added up per exponent ``e`` by ``np.bincount``: every
+    partial sum of a block (at most :data:`BLOCK` = 2^20 parts under 2^27) stays an integer below 2^53, so the
+    float64 additions are exact, and across blocks the counts are carried in int64. :meth:`value` assembles the
+    exact sum as a Python integer times 2^-1127 and divides once, which Python rounds correctly (half to even),
+    as ``math.fsum`` does: the result is ``math.fsum`` of all values, bit for bit, in memory for one block."""
+
+    EXPONENTS = 2100
+    """frexp's exponents of finite float64 run from -1073 to 1024; index ``e + 1074``."""
+
+    def __init__(self) -> None:
+        self.high = np.zeros(self.EXPONENTS, dtype=np.int64)
+        self.low = np.zeros(self.EXPONENTS, dtype=np.int64)
+
+    def add(self, values: np.ndarray) -> None:
+        """Add every element of ``values`` (float64, finite, at most :data:`BLOCK` of them) exactly."""
+        assert values.dtype == np.float64 and values.size <= BLOCK
+        mantissa, exponent = np.frexp(values)
+        scaled = mantissa * 2.0**27
+        high = np.floor(scaled)
+        low = (scaled - high) * 2.0**26
+        index = exponent + 1074
+        self.high += np.bincount(index, weights=high, minlength=self.EXPONENTS).astype(np.int64)
+        self.low += np.bincount(index, weights=low, minlength=self.EXPONENTS).astype(np.int64)
+
+    def value(self) -> float:
+        """The exact sum, correctly rounded to float64."""
+        total = 0
+        for index in np.flatnonzero(self.high | self.low):
+            total += ((int(self.high[index]) << 26) + int(self.low[index])) << int(index)
+        return total / (1 << 1127)
+
+
+def streamed_moments(n: int, block: int = BLOCK) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`moments` computed in blocks of ``block`` elements: the same float64 ``x`` (built block by block,
+    bit for bit, by :func:`backends.contract.linspace_block`), the same products (``x * x``, ``x * x * x``,
+    ``p * q`` of those powers, ``p * y``) and one exact summation of each across all blocks (:class:`ExactSum`),
+    so the result equals ``math.fsum`` over whole arrays to the last bit. Products that are the same floats
+    (``1 * x`` and ``x``, ``x * (x * x)`` and ``x * x * x``) are summed once."""
+    sums = [ExactSum() for _ in range(12)]
+    for start in range(0, n, block):
+        x = linspace_block(n, start, min(n, start + block), np.float64)
+        y = np.sin(x)
+        x2 = x * x
+        x3 = x2 * x
+        for total, product in zip(sums, (x, x2, x3, x * x3, x2 * x2, x2 * x3, x3 * x3, y, x * y, x2 * y, x3 * y, y * y),
+                                  strict=True):  # fmt: skip
+            total.add(product)
+    p1, p2, p3, p13, p22, p23, p33, v0, v1, v2, v3, s = (total.value() for total in sums)
+    m = np.array([[float(n), p1, p2, p3], [p1, p2, p3, p13], [p2, p3, p22, p23], [p3, p13, p23, p33]])
+    return m, np.array([v0, v1, v2, v3]), s
+
+
+def cache_folder() -> Path:
+    return Path(os.environ.get(CACHE_VARIABLE) or Path.home() / ".cache" / "arraybench" / "moments")
+
+
+def read_moments(path: Path, n: int) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """The moments stored in ``path`` (exact, as float hex strings), or None when absent or not for ``n``."""
+    try:
+        data = json.loads(path.read_text())
+        if data["version"] != CACHE_VERSION or data["n"] != n:
+            return None
+        m = np.array([[float.fromhex(c) for c in row] for row in data["m"]])
+        return m, np.array([float.fromhex(c) for c in data["v"]]), float.fromhex(data["s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_moments(path: Path, n: int, m: np.ndarray, v: np.ndarray, s: float) -> None:
+    """Store the moments of ``n`` exactly; written to a temporary file and renamed, so a reader never sees half."""
+    data = {
+        "version": CACHE_VERSION, "n": n, "m": [[float(c).hex() for c in row] for row in m],
+        "v": [float(c).hex() for c in v], "s": float(s).hex(),
+    }  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(data, indent=1) + "\n")
+    partial.replace(path)
 
 
 @cache
 def moments(n: int) -> tuple[np.ndarray, np.ndarray, float]:
     """M = X^T X, v = X^T y and s = y^T y for x = linspace(-pi, pi, n) in float64, summed exactly.
 
-    Cached: exact sums over 10^7 elements take seconds, and a sweep asks for the same n many times. The arrays
-    are returned read-only."""
-    x = np.linspace(-math.pi, math.pi, n, dtype=np.float64)
-    y = np.sin(x)
-    powers = [np.ones_like(x), x, x * x, x * x * x]
-    m = np.array([[math.fsum(p * q) for q in powers] for p in powers])
-    v = np.array([math.fsum(p * y) for p in powers])
+    Streamed in bounded memory (:func:`streamed_moments`); from :data:`DISK_FROM` on read from the shipped
+    moments or the on-disk cache when there, computed and cached otherwise. Cached in memory too (a sweep asks
+    for the same n many times). The arrays are returned read-only."""
+    found = None
+    if n >= DISK_FROM:
+        found = read_moments(SHIPPED / f"{n}.json", n) or read_moments(cache_folder() / f"{n}.json", n)
+    m, v, s = found or streamed_moments(n)
+    if found is None and n >= DISK_FROM:
+        with contextlib.suppress(OSError):  # a read-only home costs the time again next run, nothing else
+            write_moments(cache_folder() / f"{n}.json", n, m, v, s)
     m.flags.writeable = v.flags.writeable = False
-    return m, v, math.fsum(y * y)
+    return m, v, s
 
 
 def reference_fit(problem: Problem) -> FitResult:

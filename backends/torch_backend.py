@@ -45,6 +45,7 @@ events (:meth:`TorchBackend.device_timer`).
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -56,7 +57,9 @@ from backends.contract import (
     Fit,
     FitResult,
     Problem,
+    Shard,
     Variant,
+    block_bounds,
     cuda_event_timer,
     unstack_result,
 )
@@ -72,7 +75,11 @@ class TorchBackend(Backend):
     name = "torch"
     variants = (
         *(Variant(grad, mode) for grad in ("manual", "autodiff") for mode in ("eager", "jit-step", "jit-loop")),
-        *(Variant(grad, mode, "tuned") for grad in ("manual", "autodiff") for mode in ("eager", "jit-loop")),
+        *(
+            Variant(grad, mode, "tuned", distributed=(grad, mode) == ("manual", "eager"))
+            for grad in ("manual", "autodiff")
+            for mode in ("eager", "jit-loop")
+        ),
     )
 
     def __init__(self) -> None:
@@ -273,6 +280,98 @@ class TorchBackend(Backend):
             return w, loss, logged_losses
 
         return run
+
+    # Across devices: ``manual/eager tuned`` in ``world`` rank processes (torch.distributed: gloo on the CPU,
+    # NCCL on GPUs, one GPU per rank), each with its block of x and y; the tuned step's loss and four gradient
+    # sums go into one 5-vector, ``all_reduce``-d once per iteration, and every rank applies the same update.
+
+    def shard_unavailable_reason(self, problem: Problem, variant: Variant, device: str, world: int) -> str | None:
+        if device == "gpu" and (count := self.torch.cuda.device_count()) < world:
+            return (
+                f"world={world} needs {world} GPUs, {count} here (NCCL cannot put two ranks on one GPU:"
+                " 'Duplicate GPU detected')"
+            )
+        return None
+
+    def join(self, shard: Shard, device: str, timeout_s: float) -> None:
+        """``init_process_group`` at ``tcp://coordinator`` (gloo on the CPU, NCCL on GPUs)."""
+        import datetime
+
+        import torch.distributed as dist
+
+        if device == "gpu":
+            self.torch.cuda.set_device(shard.process % self.torch.cuda.device_count())
+        dist.init_process_group(
+            "nccl" if device == "gpu" else "gloo",
+            init_method=f"tcp://{shard.coordinator}",
+            rank=shard.process,
+            world_size=shard.processes,
+            timeout=datetime.timedelta(seconds=timeout_s),
+        )
+        self.dist = dist
+
+    def barrier(self, shard: Shard) -> None:
+        if shard.processes > 1:
+            self.dist.barrier()
+
+    def prepare_shard(self, problem: Problem, variant: Variant, device: str, shard: Shard) -> Fit:
+        torch = self.torch
+        target = torch.device("cuda" if device == "gpu" else "cpu")
+        x_host, y_host = problem.x_and_y_block(*block_bounds(problem.n, shard.world, shard.process))
+        x, y = torch.from_numpy(x_host).to(target), torch.from_numpy(y_host).to(target)
+        powers = torch.stack([torch.ones_like(x), x, x * x, x * x * x])
+        run = self._eager_manual_sharded(x, y, powers, problem)
+
+        def fit(start) -> FitResult:
+            with torch.no_grad():
+                return self._finish(*run(start), device)
+
+        return Fit(fit, problem.initial_weights(), lambda w: torch.from_numpy(w).to(target))
+
+    def _eager_manual_sharded(self, x, y, powers, problem: Problem):
+        """:meth:`_eager_manual` on this rank's block, its loss and gradient sums all-reduced as one 5-vector."""
+        torch = self.torch
+        blas = x.dtype == torch.float64
+        residual, products, gradient = torch.empty_like(x), torch.empty_like(powers), x.new_empty(4)
+        total = x.new_empty(5)
+        step = 2.0 * problem.lr
+
+        def run(initial) -> tuple[Weights, object, list]:
+            w = initial.clone()
+            logged_losses = []
+            for t in range(problem.iterations):
+                torch.addmv(y, powers.T, w, beta=-1, out=residual)
+                if blas:
+                    loss = torch.dot(residual, residual)
+                    torch.mv(powers, residual, out=gradient)
+                else:
+                    loss = residual.square().sum()
+                    torch.sum(torch.mul(powers, residual, out=products), dim=1, out=gradient)
+                total[0] = loss
+                total[1:] = gradient
+                self.dist.all_reduce(total)
+                if problem.is_logged(t):
+                    logged_losses.append(total[0].clone())
+                w.sub_(total[1:], alpha=step)
+            return w, total[0].clone(), logged_losses
+
+        return run
+
+    def collective_seconds(self, shard: Shard, device: str, dtype: str, rounds: int) -> float:
+        """``rounds`` all-reduces of a 5-vector of zeros in a row (the sum stays zero: no overflow)."""
+        torch = self.torch
+        values = torch.zeros(5, dtype=getattr(torch, dtype), device="cuda" if device == "gpu" else "cpu")
+        times = []
+        for attempt in range(4):
+            self.barrier(shard)
+            start = time.perf_counter_ns()
+            for _ in range(rounds):
+                self.dist.all_reduce(values)
+            if device == "gpu":
+                torch.cuda.synchronize()
+            if attempt:  # the first is a warm-up
+                times.append((time.perf_counter_ns() - start) / 1e9 / rounds)
+        return sorted(times)[1]
 
     def _eager_autodiff(self, x, y, powers, initial, problem: Problem):
         """Autograd on a 4-vector: ``addmv`` and ``dot`` in float64, Horner's form and ``.sum()`` in float32."""

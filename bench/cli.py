@@ -149,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="fresh worker processes each configuration is timed in, in interleaved rounds (preset: 2)",
     )
     run.add_argument("--threads", help="cores and threads given to every framework (default: all)")
+    run.add_argument("--worlds", help="comma-separated device counts to spread each distributed variant's fit over (1)")
+    run.add_argument(
+        "--oversubscribe", action="store_true", default=None,
+        help="run rank processes beyond the usable cores (default: such configurations are skipped)",
+    )  # fmt: skip
     run.add_argument("--seed", help="seed of the initial weights (0)")
     run.add_argument("--learning-rate", help="fixed learning rate (default: 1e-6 * 2000 / n)")
     run.add_argument(
@@ -314,6 +319,8 @@ def sweep_from(args: argparse.Namespace) -> Sweep:
         budget_s=option("budget", lambda t: positive_number(t, "the budget", " of seconds"), preset.budget_s),
         timeout_s=option("timeout", lambda t: positive_number(t, "the timeout", " of seconds"), preset.timeout_s),
         fit_budget_s=option("fit_budget", fit_budget, fit_budget_s),
+        worlds=option("worlds", lambda t: tuple(dict.fromkeys(whole_numbers("a world", 1)(t))), (1,)),
+        oversubscribe=bool(given.get("oversubscribe", False)),
     )
 
 

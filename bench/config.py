@@ -23,6 +23,8 @@ class Configuration:
     seed: int
     threads: int
     formulation: str = "tutorial"
+    world: int = 1
+    """Devices the fit is spread over (1: one device; more only for variants declared ``distributed``)."""
 
     @property
     def variant(self) -> Variant:
@@ -35,10 +37,14 @@ class Configuration:
     @property
     def key(self) -> tuple:
         """What identifies a configuration within a run (used to resume and to compare runs)."""
-        return (self.backend, self.grad, self.mode, self.formulation, self.device, self.dtype, self.n, self.iterations)
+        return (
+            self.backend, self.grad, self.mode, self.formulation, self.device, self.dtype, self.n, self.iterations,
+            self.world,
+        )  # fmt: skip
 
     def label(self) -> str:
-        return f"{self.backend} {self.variant} {self.device} {self.dtype} n={self.n} it={self.iterations}"
+        world = f" world={self.world}" if self.world > 1 else ""
+        return f"{self.backend} {self.variant} {self.device} {self.dtype} n={self.n} it={self.iterations}{world}"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,12 +131,17 @@ class Sweep:
     """No time budget cuts a process's timed repeats below this (nor below ``repeats``)."""
     processes: int = 1
     """Fresh worker processes (rounds) each configuration is timed in."""
+    worlds: tuple[int, ...] = (1,)
+    """Devices to spread each fit over; beyond 1 only the variants declared ``distributed`` run."""
+    oversubscribe: bool = False
+    """Run rank processes beyond the usable cores (skipped otherwise: they would measure time-sharing)."""
 
     def configurations(self, variants: dict[str, tuple[Variant, ...]]) -> list[Configuration]:
-        """The grid, in run order: grouped by (backend, device), then dtype, variant, size.
+        """The grid, in run order: grouped by (backend, device, world), then dtype, variant, size.
 
         ``variants`` maps each backend to the variants it implements; combinations a backend does not
-        implement at all (NumPy has no autodiff) are not configurations and are left out.
+        implement at all (NumPy has no autodiff, a variant not declared ``distributed`` has no world above 1)
+        are not configurations and are left out.
         """
         return [
             Configuration(
@@ -145,11 +156,14 @@ class Sweep:
                 self.seed,
                 self.threads,
                 formulation=v.formulation,
+                world=world,
             )
             for backend in self.backends
             for device in self.devices
+            for world in self.worlds
             for dtype in self.dtypes
             for v in variants[backend]
             if v.grad in self.grads and v.mode in self.modes and v.formulation in self.formulations
+            if world == 1 or v.distributed
             for n, iterations in self.points
         ]

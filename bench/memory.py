@@ -19,9 +19,20 @@ USABLE_FRACTION = 0.8
 """A configuration may use at most this fraction of the free memory: the rest is for everything else."""
 
 
+RANK_PROCESS_BYTES = 2**29
+"""What one more process of a fit across devices costs besides its arrays (a framework imported: 0.2-0.5 GB)."""
+
+
 def bytes_needed(config: Configuration) -> int:
-    """The estimated peak memory of ``config``'s arrays."""
-    return config.n * np.dtype(config.dtype).itemsize * ARRAYS_ALIVE
+    """The estimated peak memory of ``config``'s arrays; across ``world`` devices, the sum over the devices
+    (each holds n / world of every array) and, on the host, a process per device."""
+    arrays = config.n * np.dtype(config.dtype).itemsize * ARRAYS_ALIVE
+    return arrays + (config.world * RANK_PROCESS_BYTES if config.world > 1 and config.device == "cpu" else 0)
+
+
+def rank_bytes(config: Configuration) -> int:
+    """The estimated peak memory of one device's share of ``config``'s arrays (n / world, rounded up)."""
+    return -(-config.n // config.world) * np.dtype(config.dtype).itemsize * ARRAYS_ALIVE
 
 
 def readable(size: float) -> str:

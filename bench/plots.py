@@ -428,7 +428,9 @@ def plot_speedup_at_tutorial(ok: pd.DataFrame, folder: Path) -> Path | None:
 
 def write_plots(run: Run) -> tuple[list[Path], list[str]]:
     """Write every plot of ``run`` into its folder; return the files and notes on plots not drawn."""
-    ok = run.summary[run.summary["status"] == "ok"]
+    from bench.world_scaling import one_device, plot_strong_scaling
+
+    ok = one_device(run.summary[run.summary["status"] == "ok"])
     if ok.empty:
         raise results.ResultsError(f"{run.folder}: no ok configuration to plot")
     written = [plot_best_per_framework(ok, run.folder), *plot_variants(ok, run.folder)]
@@ -450,6 +452,8 @@ def write_plots(run: Run) -> tuple[list[Path], list[str]]:
         written.append(plot_losses(run.read("losses"), run.folder))
     else:
         notes.append("losses.png not drawn: no losses.csv (losses are logged every 100 iterations)")
+    if (strong := plot_strong_scaling(run.summary, run.folder)) is not None:
+        written.append(strong)
     return written, notes
 
 

@@ -130,6 +130,10 @@ class Request:
     """Timed repeat i starts from the initial weights of seed ``first_seed + i`` (None: the configuration's seed)."""
     iterations_timed: int | None = None
     """The loop length to time, as an earlier process of the same configuration chose it (None: choose)."""
+    timeout_s: float | None = None
+    """The runner's timeout for this configuration: a fit across devices ends its group a little before it."""
+    oversubscribe: bool = False
+    """Run rank processes beyond the usable cores (skipped otherwise)."""
     schema_version: int = SCHEMA_VERSION
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("id", "configuration", "repeats", "budget_s")
@@ -166,6 +170,10 @@ class Reply:
     final_losses: tuple[float, ...] = ()
     logged_losses: tuple[tuple[float, ...], ...] = ()
     threads_used: str = ""
+    allreduce_us: float = math.nan
+    """A fit across devices: one all-reduce of the five sums alone, in us (the slowest process's)."""
+    local_us: float = math.nan
+    """A fit across devices: the same variant on one device at n / world, in us per iteration."""
     traceback: str = field(default="", repr=False)
     schema_version: int = SCHEMA_VERSION
 

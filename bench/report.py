@@ -666,22 +666,30 @@ def report_sections(
     summary: pd.DataFrame, raw: pd.DataFrame | None = None, *, full: bool = False, best: bool = False, width: int = 100
 ) -> list[Section]:
     """Everything ``bench report`` shows, in reading order; ``full`` (``--all``): the scaling model and
-    crossovers of every variant; ``best`` (``--best``): each framework's best variant only in the tables."""
-    ok = ok_rows(summary)
-    tables = summary.loc[best_variant_rows(ok).index] if best else summary
-    sections = [*answer_sections(summary, raw, width), *speed_sections(tables), *first_call_sections(tables)]
+    crossovers of every variant; ``best`` (``--best``): each framework's best variant only in the tables.
+    Fits across devices (world > 1) get their own scaling sections (:mod:`bench.world_scaling`)."""
+    from bench.world_scaling import one_device, world_sections
+
+    single = one_device(summary)
+    ok = ok_rows(single)
+    tables = single.loc[best_variant_rows(ok).index] if best else single
+    sections = [*answer_sections(single, raw, width), *speed_sections(tables), *first_call_sections(tables)]
     if full:
         sections += [scaling_section(tables), crossover_section(tables)]
     else:
-        sections += [scaling_section(summary, best_only=True), best_crossover_section(summary)]
+        sections += [scaling_section(single, best_only=True), best_crossover_section(single)]
+    sections += world_sections(summary)
     not_ok = not_ok_section(summary)
     return [*sections, not_ok] if not_ok.rows else sections
 
 
 def print_summary(summary: pd.DataFrame, console: Console, raw: pd.DataFrame | None = None) -> None:
     """The end of a run: the answer tables and their reading, then what is not ``ok``."""
+    from bench.world_scaling import one_device
+
     not_ok = not_ok_section(summary)
-    print_sections([*answer_sections(summary, raw, console.width), *([not_ok] if not_ok.rows else [])], console)
+    answers = answer_sections(one_device(summary), raw, console.width)
+    print_sections([*answers, *([not_ok] if not_ok.rows else [])], console)
 
 
 def read_raw(run: Run) -> pd.DataFrame | None:

@@ -21,7 +21,7 @@ after ``--timeout`` seconds. ``oom``: ran out of memory. ``diverged``: the loss 
 
 CONFIG_COLUMNS = [
     "run_id", "backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "learning_rate", "seed",
-    "threads", "status", "reason", "backend_version", "host", "machine",
+    "threads", "world", "status", "reason", "backend_version", "host", "machine",
 ]  # fmt: skip
 """``host``: the host name the row was measured on; ``machine``: the name the user gave that machine
 (``--machine``, default the host name), the one fleets compare by (see bench/fleet.py)."""
@@ -34,7 +34,8 @@ SUMMARY_COLUMNS = [
     "repeats", "processes", "iterations_timed", "median_s", "gpu_median_s", "min_s", "mean_s", "std_s", "iqr_s", "cv",
     "process_cv", "us_per_iter", "first_call_s",
     "compile_s", "final_loss", "a", "b", "c", "d", "ref_rel_err", "ref_ok",
-    "loss_rel_err", "check_power", "threads_used", "note", "floor_us", "x_floor", "gb_per_s",
+    "loss_rel_err", "check_power", "threads_used", "note", "floor_us", "x_floor", "gb_per_s", "allreduce_us",
+    "local_us",
 ]  # fmt: skip
 """``repeats``: timed repeats in all, over ``processes`` worker processes. ``cv``: the spread within a process,
 ``process_cv``: the spread of the per-process medians (both NaN where there are too few to spread; see
@@ -43,12 +44,18 @@ error one missing iteration would show, over the tolerance (see :func:`bench.row
 check could not see a missing iteration, and the note says so.
 ``gpu_seconds`` (raw) and ``gpu_median_s`` (summary): the same timed repeats on the GPU's own clock
 (CUDA events recorded just before and just after each fit), for backends that have one (PyTorch, CuPy); empty
-elsewhere. ``seconds`` and ``median_s`` (the host clock) stay the main figures."""
+elsewhere. ``seconds`` and ``median_s`` (the host clock) stay the main figures.
+
+``world``: the devices the fit was spread over (1: one device). A fit across devices also gives
+``allreduce_us`` (one all-reduce of the five sums across the ``world`` devices, timed alone, in us) and
+``local_us`` (the same variant on one device at n / world, us per iteration): ``us_per_iter`` is about their
+sum. Both are empty at world 1."""
 LOSS_COLUMNS = [
-    "run_id", "machine", "backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "iteration",
+    "run_id", "machine", "backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "world",
+    "iteration",
     "loss", "reference_loss",
 ]  # fmt: skip
-KEY_COLUMNS = ["backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations"]
+KEY_COLUMNS = ["backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "world"]
 """What identifies a configuration within a run."""
 
 TOLERANCE = {"float64": 1e-10, "float32": 2e-5}
@@ -63,6 +70,10 @@ magnitude more; a missed iteration moves the result by one step of gradient desc
 converges (exactly, at n = 2000: 3.9e-5 in the weights after 2000 iterations, 7.8e-8 after 5000, 2.5e-12 after
 10^4), so whether the check sees one depends on the configuration: ``check_power`` in summary.csv says.
 """
+
+ADDED_COLUMNS = {"world": 1, "allreduce_us": float("nan"), "local_us": float("nan")}
+"""Columns added after runs were first written, and their value in a run (or a row written by a tool) that
+predates them or leaves them blank: everything ran on one device then."""
 
 FILES = {"raw": "raw.csv", "summary": "summary.csv", "losses": "losses.csv"}
 COLUMNS = {"raw": RAW_COLUMNS, "summary": SUMMARY_COLUMNS, "losses": LOSS_COLUMNS}
@@ -172,6 +183,10 @@ def read_csv(
         frame.insert(len(frame.columns), "machine", frame["host"])  # a run from before machine names
     if "machine" in frame.columns and "host" in frame.columns:
         frame["machine"] = frame["machine"].fillna(frame["host"])
+    for column, value in ADDED_COLUMNS.items():
+        if column in COLUMNS[kind]:
+            known = frame[column] if column in frame.columns else pd.Series(value, index=frame.index)
+            frame[column] = known.fillna(value).astype(type(value))
     missing = [c for c in COLUMNS[kind] if c not in frame.columns and not (c == "machine" and kind == "losses")]
     if missing:
         raise ResultsError(f"{path}: not an arraybench {FILES[kind]} (missing columns: {', '.join(missing)})")

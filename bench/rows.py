@@ -31,7 +31,7 @@ def config_columns(
         "run_id": run_id, "backend": config.backend, "grad": config.grad, "mode": config.mode,
         "formulation": config.formulation, "device": config.device, "dtype": config.dtype, "n": config.n,
         "iterations": config.iterations,
-        "learning_rate": config.problem.lr, "seed": config.seed, "threads": config.threads,
+        "learning_rate": config.problem.lr, "seed": config.seed, "threads": config.threads, "world": config.world,
         "status": status, "reason": reason, "backend_version": version, "host": host,
         "machine": machine or host,
     }  # fmt: skip
@@ -182,6 +182,8 @@ def rows_for(
         "loss_rel_err": float(np.max([e[1] for e in errors])), "check_power": power,
         "threads_used": first.threads_used, "note": "; ".join(notes),
         **roofline_columns(config, stats["us_per_iter"], probe),
+        "allreduce_us": float(np.median([r.allreduce_us for r in replies])),
+        "local_us": float(np.median([r.local_us for r in replies])),
     }  # fmt: skip
     raw = [
         {

@@ -1,6 +1,6 @@
 """The runner: drives a sweep through worker processes and appends every finished configuration to disk.
 
-Frameworks never share a timing process: each (backend, device) group runs in its own fresh worker, and a
+Frameworks never share a timing process: each (backend, device, world) group runs in its own fresh worker, and a
 worker that hangs (killed after the timeout) or crashes is replaced by a fresh one for the rest of the
 group, as is one whose framework raised (its state can no longer be trusted).
 
@@ -208,7 +208,7 @@ class Sweeper:
         """The machine probe's record, for the roofline columns (None: no probe, the columns are NaN)."""
 
     def run(self, configs: list[Configuration]) -> Counter[str]:
-        groups = [list(group) for _, group in groupby(configs, key=lambda c: (c.backend, c.device))]
+        groups = [list(group) for _, group in groupby(configs, key=lambda c: (c.backend, c.device, c.world))]
         for process in range(self.sweep.processes):
             for group in groups:
                 try:
@@ -242,6 +242,8 @@ class Sweeper:
             min_repeats=min(sweep.min_repeats, sweep.repeats),
             first_seed=config.seed + process * sweep.repeats,
             iterations_timed=earlier[0].iterations_timed if earlier else None,
+            timeout_s=sweep.timeout_s,
+            oversubscribe=sweep.oversubscribe,
         )  # fmt: skip
         if skip:
             reply = Reply(id=request.id, status="skipped", reason=skip)

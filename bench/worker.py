@@ -25,6 +25,7 @@ from backends.contract import Backend, BackendUnavailable, Problem
 from bench.config import Configuration
 from bench.memory import shortfall
 from bench.protocol import ProtocolError, Reply, Request
+from bench.ranks import run_group
 from bench.timing import Measurement, affordable_iterations, measure, timed_call
 
 WARM_UP_PROBLEM = {"n": 16, "iterations": 10}
@@ -119,6 +120,8 @@ class Worker:
         reason = backend.unavailable_reason(config.variant, config.device)
         if reason:
             return Reply(id=request.id, status="skipped", reason=reason, backend_version=version)
+        if config.world > 1:
+            return run_group(backend, request)
         free = backend.free_memory(config.device)
         if free is not None and (reason := shortfall(config, free, f"{config.device} memory")):
             return Reply(id=request.id, status="skipped", reason=reason, backend_version=version)

@@ -6,6 +6,10 @@ It is added the way a user adds their own framework, without editing arraybench:
 and the problem size ``n`` chooses the fault, so that one sweep can mix faulty and sound configurations:
 ``--sizes 5,16`` hangs at n=5 and fits correctly at n=16. Every size not in :data:`FAULTS` fits correctly,
 with the NumPy tutorial loop. Faults strike inside the timed fit, after the worker's warm-up (n=16).
+
+Across devices (``--worlds 2``) the variant runs PyTorch's gloo ranks (its ``manual/eager tuned`` fit), with
+the faults of :data:`RANK_FAULTS` striking in rank 1 only, inside the timed fit: rank 0 then waits in a real
+``all_reduce`` for a peer that died or hangs.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from backends.contract import Backend, Fit, FitResult, Problem, Variant
+from backends.contract import Backend, Fit, FitResult, Problem, Shard, Variant
 from backends.numpy_backend import fit_tutorial
 from bench.protocol import SCHEMA_VERSION
 
@@ -46,6 +50,11 @@ FAULTS = {
     21: "chatter",  # prints on stdout (Python's and the C file descriptor's): must stay harmless
 }
 HOG_BYTES = 4 * 2**30
+RANK_FAULTS = {
+    14: "exit",  # rank 1 says its last word on stderr and exits with status 3
+    15: "hang",  # rank 1 sleeps for ever before its first all-reduce
+}
+FAULTY_RANK = 1
 SLOW_S = 0.4
 FREE_MEMORY_BYTES = 2**20
 """The memory the faulty backend says its device has free: an n whose estimate exceeds it is skipped."""
@@ -116,7 +125,9 @@ class FaultyBackend(Backend):
     """The NumPy tutorial loop, except at the sizes listed in :data:`FAULTS`."""
 
     name = "faulty"
-    variants = (Variant("manual", "eager"),)
+    variants = (Variant("manual", "eager", distributed=True),)
+    torch = None
+    """PyTorch's backend, which runs the fits across devices."""
 
     def version(self) -> str:
         return "0-faulty"
@@ -130,3 +141,26 @@ class FaultyBackend(Backend):
         fault = FAULTS.get(problem.n, "none")
         first: list[FitResult] = []
         return Fit(lambda initial: faulty_fit(fault, lambda: fit_tutorial(x, y, initial, problem), first), weights)
+
+    def shard_unavailable_reason(self, problem: Problem, variant: Variant, device: str, world: int) -> str | None:
+        return None
+
+    def _torch(self):
+        from backends.torch_backend import TorchBackend
+
+        self.torch = self.torch or TorchBackend()
+        return self.torch
+
+    def join(self, shard: Shard, device: str, timeout_s: float) -> None:
+        self._torch().join(shard, device, timeout_s)
+
+    def barrier(self, shard: Shard) -> None:
+        self._torch().barrier(shard)
+
+    def collective_seconds(self, shard: Shard, device: str, dtype: str, rounds: int) -> float:
+        return self._torch().collective_seconds(shard, device, dtype, rounds)
+
+    def prepare_shard(self, problem: Problem, variant: Variant, device: str, shard: Shard) -> Fit:
+        fit = self._torch().prepare_shard(problem, Variant("manual", "eager", "tuned"), device, shard)
+        fault = RANK_FAULTS.get(problem.n, "none") if shard.process == FAULTY_RANK else "none"
+        return Fit(lambda _: faulty_fit(fault, fit, []), problem.initial_weights(), fit.reset)

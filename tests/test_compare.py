@@ -272,5 +272,5 @@ def test_pooled_samples_are_every_row_of_raw_csv(run: Path) -> None:
     samples = pooled_samples(loaded, match_columns(loaded, loaded))
     raw = pd.read_csv(run / "raw.csv")
     assert len(samples) == 8 and {len(s) for s in samples.values()} == {SAMPLES}
-    key = ("jax", "manual", "jit-loop", "tutorial", "cpu", "float64", 1_000, ITERATIONS)
+    key = ("jax", "manual", "jit-loop", "tutorial", "cpu", "float64", 1_000, ITERATIONS, 1)
     assert samples[key] == pytest.approx(raw[(raw["backend"] == "jax") & (raw["n"] == 1_000)]["seconds"] / ITERATIONS)

@@ -87,3 +87,62 @@ def test_initial_weights_are_the_seeded_float64_draw_then_cast() -> None:
     expected = np.random.default_rng(0).standard_normal(4)
     np.testing.assert_array_equal(Problem().initial_weights(), expected)
     np.testing.assert_array_equal(Problem(dtype="float32").initial_weights(), expected.astype(np.float32))
+
+
+def in_memory_moments(n: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """The moments as the reference computed them before streaming: ``math.fsum`` over whole arrays."""
+    x = np.linspace(-math.pi, math.pi, n, dtype=np.float64)
+    y = np.sin(x)
+    powers = [np.ones_like(x), x, x * x, x * x * x]
+    m = np.array([[math.fsum(p * q) for q in powers] for p in powers])
+    v = np.array([math.fsum(p * y) for p in powers])
+    return m, v, math.fsum(y * y)
+
+
+def same_bits(got: tuple, want: tuple) -> bool:
+    return all(np.asarray(a).tobytes() == np.asarray(b).tobytes() for a, b in zip(got, want, strict=True))
+
+
+def test_exact_sum_is_fsum_across_blocks() -> None:
+    from backends.reference import ExactSum
+
+    rng = np.random.default_rng(5)
+    parts = [
+        rng.standard_normal(1000) * 10.0 ** rng.integers(-300, 300, 1000),
+        np.array([1e308, -1e308, 5e-324, -2.5e-320, 1.0, 1e-16, -1.0, 0.0, -0.0]),
+        np.array([2.0**-1074] * 3 + [1.5 * 2.0**1023]),
+        rng.standard_normal(100_000),
+    ]
+    total = ExactSum()
+    for part in parts:
+        total.add(part)
+    assert total.value() == math.fsum(np.concatenate(parts))
+    assert ExactSum().value() == 0.0
+
+
+@pytest.mark.parametrize("n", [10**6, pytest.param(10**7, marks=pytest.mark.slow)])
+def test_streamed_moments_equal_the_in_memory_ones_to_the_last_bit(n: int) -> None:
+    from backends.reference import streamed_moments
+
+    assert same_bits(streamed_moments(n), in_memory_moments(n))
+
+
+def test_moments_are_cached_on_disk_and_shipped_above_10_to_the_8(tmp_path, monkeypatch) -> None:
+    from backends import reference
+
+    monkeypatch.setenv(reference.CACHE_VARIABLE, str(tmp_path))
+    monkeypatch.setattr(reference, "DISK_FROM", 1000)
+    reference.moments.cache_clear()
+    try:
+        first = reference.moments(4321)
+        assert (tmp_path / "4321.json").is_file()
+        assert same_bits(reference.read_moments(tmp_path / "4321.json", 4321), first)
+        assert reference.read_moments(tmp_path / "4321.json", 4322) is None
+        assert same_bits(first, in_memory_moments(4321))
+    finally:
+        reference.moments.cache_clear()
+    shipped = sorted(reference.SHIPPED.glob("*.json"))
+    assert shipped and all(int(path.stem) > 10**8 for path in shipped)
+    for path in shipped:
+        m, _, s = reference.read_moments(path, int(path.stem))
+        assert m[0, 0] == int(path.stem) and (m == m.T).all() and s > 0
