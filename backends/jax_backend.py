@@ -49,11 +49,29 @@ from contextlib import AbstractContextManager, ExitStack
 import numpy as np
 
 from backends import tuned
-from backends.contract import Backend, BackendUnavailable, Fit, FitResult, Problem, Variant, unstack_result
+from backends.contract import GRADS, Backend, BackendUnavailable, Fit, FitResult, Form, Problem, Variant, unstack_result
 from backends.tutorial import Weights, descend, loss_of, manual_step, python_loop
 
 HORNER_BELOW = 4096
 """Below this n, the float32 tuned manual steps on the CPU use Horner's form rather than precomputed powers."""
+
+BOTH = ("cpu", "gpu")
+MANUAL_FORMS = (
+    Form("horner-reduce", dtype="float64"),
+    Form("horner", device="gpu"),
+    Form("horner", n_below=HORNER_BELOW),
+    Form("powers"),
+)
+"""The tuned manual jit-step and jit-loop: Horner's form with one variadic reduce in float64; in float32 Horner's
+form with XLA's sums on a GPU and below :data:`HORNER_BELOW` on the CPU, precomputed powers above it."""
+AUTODIFF_FORMS = (Form("powers", device="cpu", dtype="float64"), Form("horner"))
+"""The tuned autodiff jit-step: ``jax.grad`` of the loss over precomputed powers in float64 on the CPU, of Horner's
+loss elsewhere."""
+EAGER_FORMS = (Form("matrix-dot", dtype="float64"), Form("matrix-sums"))
+"""The tuned manual eager step: ``w @ P`` with dot products in float64, with sums in float32."""
+AUTODIFF_EAGER_FORMS = (Form("matrix-dot", dtype="float64"), Form("powers"))
+"""The tuned autodiff eager step: ``jax.grad`` through ``w @ P`` and dot products in float64, of the tutorial's loss
+over precomputed powers (four scalar weights) in float32."""
 
 
 def residual_of_powers(w, x, y, x2, x3):
@@ -77,12 +95,17 @@ class JaxBackend(Backend):
     """JAX (XLA) on the CPU and on a GPU."""
 
     name = "jax"
-    variants = tuple(
-        Variant(grad, mode, formulation)
-        for formulation in ("tutorial", "tuned")
-        for grad in ("manual", "autodiff")
-        for mode in ("eager", "jit-step", "jit-loop")
-        if (grad, mode, formulation) != ("autodiff", "jit-loop", "tuned")
+    variants = (
+        *(
+            Variant(grad, mode, devices=BOTH, compiler=None if mode == "eager" else "XLA")
+            for grad in GRADS
+            for mode in ("eager", "jit-step", "jit-loop")
+        ),
+        Variant("manual", "eager", "tuned", devices=BOTH, forms=EAGER_FORMS),
+        Variant("manual", "jit-step", "tuned", devices=BOTH, forms=MANUAL_FORMS, compiler="XLA"),
+        Variant("manual", "jit-loop", "tuned", devices=BOTH, forms=MANUAL_FORMS, compiler="XLA"),
+        Variant("autodiff", "eager", "tuned", devices=BOTH, forms=AUTODIFF_EAGER_FORMS),
+        Variant("autodiff", "jit-step", "tuned", devices=BOTH, forms=AUTODIFF_FORMS, compiler="XLA"),
     )
 
     def __init__(self) -> None:

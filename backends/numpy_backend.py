@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backends.contract import Backend, Fit, FitResult, Problem, Variant, make_result
+from backends.contract import Backend, Fit, FitResult, Form, Problem, Variant, make_result
 
 
 def fit_tutorial(x: np.ndarray, y: np.ndarray, weights: np.ndarray, problem: Problem) -> FitResult:
@@ -81,7 +81,10 @@ class NumpyBackend(Backend):
     """The reference framework: the tutorial loop as published, and as a NumPy expert writes it."""
 
     name = "numpy"
-    variants = (Variant("manual", "eager"), Variant("manual", "eager", "tuned"))
+    variants = (
+        Variant("manual", "eager"),
+        Variant("manual", "eager", "tuned", forms=(Form("blas", dtype="float64"), Form("blas-sums"))),
+    )
 
     def version(self) -> str:
         return np.__version__

@@ -50,11 +50,13 @@ from typing import Any
 
 from backends import tuned
 from backends.contract import (
+    GRADS,
     Backend,
     BackendUnavailable,
     DeviceTimer,
     Fit,
     FitResult,
+    Form,
     Problem,
     Variant,
     cuda_event_timer,
@@ -65,14 +67,30 @@ from backends.tutorial import Weights, descend, loss_of, manual_step, python_loo
 Step = Callable[[Weights], tuple[Weights, Any]]
 """One iteration: weights in, new weights and this iteration's loss out."""
 
+BOTH = ("cpu", "gpu")
+COMPILED_LOOP = (Form("cuda-graph", device="gpu"), Form("while-loop"))
+"""The tuned jit-loop's two codes: the compiled step captured as a CUDA graph on a GPU, a ``torch.while_loop``
+elsewhere (see the module docstring)."""
+
 
 class TorchBackend(Backend):
     """PyTorch on the CPU and on CUDA."""
 
     name = "torch"
     variants = (
-        *(Variant(grad, mode) for grad in ("manual", "autodiff") for mode in ("eager", "jit-step", "jit-loop")),
-        *(Variant(grad, mode, "tuned") for grad in ("manual", "autodiff") for mode in ("eager", "jit-loop")),
+        *(
+            variant
+            for grad in GRADS
+            for variant in (
+                Variant(grad, "eager", devices=BOTH),
+                Variant(grad, "jit-step", devices=BOTH, compiler="torch.compile"),
+                Variant(grad, "jit-loop", devices=("gpu",), forms=(Form("cuda-graph"),)),
+            )
+        ),
+        Variant("manual", "eager", "tuned", devices=BOTH, forms=(Form("blas", dtype="float64"), Form("sums"))),
+        Variant("manual", "jit-loop", "tuned", devices=BOTH, forms=COMPILED_LOOP, compiler="torch.compile"),
+        Variant("autodiff", "eager", "tuned", devices=BOTH, forms=(Form("blas", dtype="float64"), Form("horner"))),
+        Variant("autodiff", "jit-loop", "tuned", devices=BOTH, forms=COMPILED_LOOP, compiler="torch.compile"),
     )
 
     def __init__(self) -> None:
@@ -93,9 +111,8 @@ class TorchBackend(Backend):
     def unavailable_reason(self, variant: Variant, device: str) -> str | None:
         if device == "gpu" and not self.torch.cuda.is_available():
             return "no CUDA GPU visible to PyTorch (torch.cuda.is_available() is False)"
-        if variant.mode == "jit-loop" and variant.formulation == "tutorial" and device == "cpu":
-            return "CUDA graphs need a GPU (torch's tutorial jit-loop replays the whole fit as one captured CUDA graph)"
-        if variant.mode in ("jit-step", "jit-loop") and device == "cpu" and not _cpp_compiler():
+        compiled = self.declaration(variant).compiler == "torch.compile"
+        if compiled and device == "cpu" and not _cpp_compiler():
             return "torch.compile on the CPU needs a C++ compiler (none of g++, c++, clang++ on PATH)"
         return super().unavailable_reason(variant, device)
 

@@ -332,6 +332,10 @@ def run_to_resume(args: argparse.Namespace) -> tuple[Path, Sweep, str, shard.Sha
     if not (folder / "sweep.json").is_file() or not (folder / "environment.json").is_file():
         raise UsageError(f"--resume {folder}: not a run folder (a run folder holds sweep.json and environment.json)")
     try:
+        results.check_schema(folder)
+    except results.ResultsError as error:
+        raise UsageError(f"--resume {error}") from error
+    try:
         sweep, target, machine = shard.from_record(json.loads((folder / "sweep.json").read_text()))
         run_id = json.loads((folder / "environment.json").read_text())["run_id"]
     except (ValueError, TypeError, KeyError) as error:
@@ -350,10 +354,16 @@ def run_to_resume(args: argparse.Namespace) -> tuple[Path, Sweep, str, shard.Sha
 
 def nothing_selected(sweep: Sweep) -> str:
     """Why a sweep holds no configuration: what its backends implement against what was asked."""
-    offered = "; ".join(f"{name}: {', '.join(map(str, backend_class(name).variants))}" for name in sweep.backends)
+
+    def on_devices(variant) -> str:
+        return f"{variant} on {'/'.join(variant.devices)}"
+
+    offered = "; ".join(
+        f"{name}: {', '.join(map(on_devices, backend_class(name).variants))}" for name in sweep.backends
+    )
     return (
-        f"no configuration to run: no variant has a grad in {','.join(sweep.grads)} and a mode in"
-        f" {','.join(sweep.modes)} (variants: {offered})"
+        f"no configuration to run: no variant has a grad in {','.join(sweep.grads)}, a mode in"
+        f" {','.join(sweep.modes)} and exists on {','.join(sweep.devices)} (variants: {offered})"
     )
 
 
@@ -397,7 +407,7 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     if not configs:
         raise UsageError(nothing_selected(sweep))
     configs = shard.select_checked(configs, sweep, target)
-    environment = {"run_id": run_id, **fingerprint(sweep.threads)}
+    environment = {"run_id": run_id, "schema_version": results.SCHEMA_VERSION, **fingerprint(sweep.threads)}
     if not args.no_probe:
         console.print("arraybench: probing the machine's bandwidth and arithmetic rate", highlight=False)
         environment["probe"] = probe(sweep.threads, environment, cpu_working_sets(configs))
@@ -405,7 +415,8 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     try:
         with runfolder.locked(folder):
             runfolder.write_json(folder / "environment.json", environment)
-            runfolder.write_json(folder / "sweep.json", shard.record(sweep, target, machine))
+            record = {"schema_version": results.SCHEMA_VERSION, **shard.record(sweep, target, machine)}
+            runfolder.write_json(folder / "sweep.json", record)
             return sweep_into(folder, sweep, run_id, configs, console, load_before, machine)
     except results.DiskFull as error:  # sweep_into reports its own: this is the metadata, before any row
         shutil.rmtree(folder, ignore_errors=True)  # made above, and holding no row
@@ -590,7 +601,7 @@ def command_list(console: Console) -> int:
             continue
         console.print(f"{name} {backend.version()}: devices here: {', '.join(backend.devices())}", markup=False)
         for variant in backend.variants:
-            for device in DEVICES:
+            for device in variant.devices:
                 reason = backend.unavailable_reason(variant, device)
                 console.print(f"  {variant} on {device}: {'can run' if reason is None else reason}", markup=False)
     return 0

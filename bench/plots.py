@@ -27,6 +27,7 @@ from rich.console import Console
 
 from backends.contract import TUTORIAL_SIZE
 from bench import results
+from bench.config import CODE_COLUMNS
 from bench.report import BASELINE_NAME, baseline_us
 from bench.runs import Run, variant_label, variant_names
 
@@ -48,7 +49,7 @@ LEGEND_ENTRY_WIDTH = 2.5
 """Inches a legend entry takes at the small font size (marker and ``torch autodiff/jit-step``)."""
 
 
-VARIANT = ["backend", "grad", "mode", "formulation"]
+VARIANT = CODE_COLUMNS
 """The columns that name a variant (one line, one legend entry)."""
 
 
@@ -138,8 +139,6 @@ FLOOR_LOOK = {"color": "0.35", "linestyle": ":", "linewidth": 2.5}
 
 def floor_lines(rows: pd.DataFrame) -> dict[tuple[str, str], pd.Series]:
     """The machine's floor (``floor_us``) against n for each (device, dtype) that has one."""
-    if "floor_us" not in rows:  # a run from before the probe
-        return {}
     known = rows.dropna(subset=["floor_us"])
     return {key: part.groupby("n")["floor_us"].min() for key, part in known.groupby(["device", "dtype"])}
 

@@ -14,11 +14,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from bench.config import CODE_COLUMNS
 from bench.runs import Run, variant_label, variant_names
 from bench.scaling import Crossover, crossovers, fit_variants
 
-BASELINE = ("numpy", "manual", "eager", "tutorial")
-"""The NumPy tutorial loop, against which speedups are given."""
+BASELINE_CODE = {"backend": "numpy", "grad": "manual", "mode": "eager", "formulation": "tutorial"}
+BASELINE = tuple(BASELINE_CODE[column] for column in CODE_COLUMNS)
+"""The NumPy tutorial loop, against which speedups are given: its values of :data:`bench.config.CODE_COLUMNS`."""
 BASELINE_NAME = f"{BASELINE[0]} {BASELINE[1]}/{BASELINE[2]}"
 FORMATS = ("table", "md", "csv")
 
@@ -44,15 +46,13 @@ SHORTENED = "~"
 def shortened_cells(summary: pd.DataFrame) -> dict[tuple, bool]:
     """Whether each ok (device, dtype, n, iterations, variant) was timed over fewer iterations than asked."""
     ok = summary[summary["status"] == "ok"]
-    if "iterations_timed" not in ok:  # a run from before the per-fit budget
-        return {}
     keys = zip(ok["device"], ok["dtype"], ok["n"], ok["iterations"], variant_names(ok), strict=True)
     return dict(zip(keys, ok["iterations_timed"] < ok["iterations"], strict=True))
 
 
 def baseline_us(summary: pd.DataFrame) -> pd.Series:
     """The NumPy tutorial loop's microseconds per iteration, indexed by (dtype, n, iterations)."""
-    columns = summary[["backend", "grad", "mode", "formulation"]]
+    columns = summary[CODE_COLUMNS]
     is_baseline = (columns == pd.Series(BASELINE, index=columns.columns)).all(axis=1)
     rows = summary[is_baseline & (summary["status"] == "ok") & (summary["device"] == "cpu")]
     return rows.set_index(["dtype", "n", "iterations"])["us_per_iter"]

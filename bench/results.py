@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 import shutil
 from pathlib import Path
 
 import pandas as pd
+
+from bench.config import KEY_COLUMNS
+
+SCHEMA_VERSION = 2
+"""The version of the run folder's layout: its files and every column below. Written into environment.json and
+sweep.json as ``schema_version``; readers refuse a folder of another version (:func:`check_schema`). A folder
+written before versions existed counts as version 1. Whoever changes a column list changes it here and says so
+in their commit; the version moves once per landing that changes the layout, and ``results/example`` is
+regenerated then."""
 
 STATUSES = ("ok", "skipped", "failed", "mismatch", "timeout", "oom", "diverged")
 """``ok``: timed and agrees with the reference. ``skipped``: not run here (reason says why).
@@ -20,9 +30,17 @@ STATUSES = ("ok", "skipped", "failed", "mismatch", "timeout", "oom", "diverged")
 after ``--timeout`` seconds. ``oom``: ran out of memory. ``diverged``: the loss became NaN or infinite."""
 
 CONFIG_COLUMNS = [
-    "run_id", "backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "learning_rate", "seed",
-    "threads", "status", "reason", "backend_version", "host", "machine",
-]  # fmt: skip
+    "run_id",
+    *KEY_COLUMNS,
+    "learning_rate",
+    "seed",
+    "threads",
+    "status",
+    "reason",
+    "backend_version",
+    "host",
+    "machine",
+]
 """``host``: the host name the row was measured on; ``machine``: the name the user gave that machine
 (``--machine``, default the host name), the one fleets compare by (see bench/fleet.py)."""
 RAW_COLUMNS = [*CONFIG_COLUMNS, "process", "repeat", "start_seed", "iterations_timed", "seconds", "gpu_seconds"]
@@ -44,12 +62,8 @@ check could not see a missing iteration, and the note says so.
 ``gpu_seconds`` (raw) and ``gpu_median_s`` (summary): the same timed repeats on the GPU's own clock
 (CUDA events recorded just before and just after each fit), for backends that have one (PyTorch, CuPy); empty
 elsewhere. ``seconds`` and ``median_s`` (the host clock) stay the main figures."""
-LOSS_COLUMNS = [
-    "run_id", "machine", "backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "iteration",
-    "loss", "reference_loss",
-]  # fmt: skip
-KEY_COLUMNS = ["backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations"]
-"""What identifies a configuration within a run."""
+LOSS_COLUMNS = ["run_id", "machine", *KEY_COLUMNS, "iteration", "loss", "reference_loss"]
+"""``KEY_COLUMNS`` (what identifies a configuration within a run) is defined once, in :mod:`bench.config`."""
 
 TOLERANCE = {"float64": 1e-10, "float32": 2e-5}
 """Largest ``ref_rel_err`` (and relative loss error) that counts as agreeing with the exact reference.
@@ -73,10 +87,26 @@ class ResultsError(ValueError):
 
 
 def seconds_per_iteration(raw: pd.DataFrame) -> pd.Series:
-    """Each timed repeat of a raw.csv over the iterations it ran (a run from before ``iterations_timed``
-    timed every configuration over its ``iterations``)."""
-    timed = raw["iterations_timed"] if "iterations_timed" in raw else pd.Series(float("nan"), index=raw.index)
-    return raw["seconds"] / timed.fillna(raw["iterations"])
+    """Each timed repeat of a raw.csv over the iterations it ran."""
+    return raw["seconds"] / raw["iterations_timed"]
+
+
+def check_schema(folder: Path) -> None:
+    """Refuse a run folder whose environment.json names another :data:`SCHEMA_VERSION` (none: version 1), with
+    one line saying what to do; a folder without environment.json (a bare CSV) is read as it is."""
+    path = Path(folder) / "environment.json"
+    if not path.is_file():
+        return
+    try:
+        version = json.loads(path.read_text()).get("schema_version", 1)
+    except (ValueError, AttributeError) as error:
+        raise ResultsError(f"{path}: not readable JSON ({error})") from error
+    if version != SCHEMA_VERSION:
+        raise ResultsError(
+            f"{folder}: a run folder of schema version {version}, and this arraybench reads version"
+            f" {SCHEMA_VERSION}; run the sweep again with this version (python -m bench run), or read it with"
+            " the arraybench that wrote it"
+        )
 
 
 class DiskFull(OSError):

@@ -28,13 +28,17 @@ def config_columns(
 ) -> dict:
     """The columns every row of raw.csv and summary.csv carries."""
     return {
-        "run_id": run_id, "backend": config.backend, "grad": config.grad, "mode": config.mode,
-        "formulation": config.formulation, "device": config.device, "dtype": config.dtype, "n": config.n,
-        "iterations": config.iterations,
-        "learning_rate": config.problem.lr, "seed": config.seed, "threads": config.threads,
-        "status": status, "reason": reason, "backend_version": version, "host": host,
+        "run_id": run_id,
+        **dict(zip(results.KEY_COLUMNS, config.key, strict=True)),
+        "learning_rate": config.problem.lr,
+        "seed": config.seed,
+        "threads": config.threads,
+        "status": status,
+        "reason": reason,
+        "backend_version": version,
+        "host": host,
         "machine": machine or host,
-    }  # fmt: skip
+    }
 
 
 def first_divergence(config: Configuration, result: FitResult) -> str | None:

@@ -30,8 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-VARIANT_COLUMNS = ["backend", "grad", "mode", "formulation", "device", "dtype"]
-"""What identifies a variant across sizes (and what one scaling fit covers)."""
+from bench.config import CODE_COLUMNS, VARIANT_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -136,11 +135,16 @@ def crossovers(fits: dict[tuple, ScalingFit], baseline: tuple[str, ...]) -> list
     on the CPU in the same dtype, and every GPU variant against the same variant on the CPU."""
     found = []
     for key, fit in fits.items():
-        *variant, device, dtype = key
-        base = (*baseline, "cpu", dtype)
+        where = dict(zip(VARIANT_COLUMNS, key, strict=True))
+        base = key_of({**where, **dict(zip(CODE_COLUMNS, baseline, strict=True)), "device": "cpu"})
         if key != base and base in fits:
             found.append(crossover(key, fit, base, fits[base]))
-        cpu_twin = (*variant, "cpu", dtype)
-        if device != "cpu" and cpu_twin in fits:
+        cpu_twin = key_of({**where, "device": "cpu"})
+        if where["device"] != "cpu" and cpu_twin in fits:
             found.append(crossover(key, fit, cpu_twin, fits[cpu_twin]))
     return found
+
+
+def key_of(values: dict) -> tuple:
+    """A fit's key (the values of :data:`VARIANT_COLUMNS`, in order) from a dict of them."""
+    return tuple(values[column] for column in VARIANT_COLUMNS)

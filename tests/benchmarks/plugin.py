@@ -131,9 +131,9 @@ def fit_rounds(pytestconfig: pytest.Config) -> int:
 
 
 @pytest.fixture(scope="session")
-def warmed_variants() -> set[tuple]:
-    """The (backend, grad, mode, device, dtype) already run once on the worker's tiny warm-up problem."""
-    return set()
+def warmed_variants() -> dict[tuple, float]:
+    """The :attr:`bench.config.Configuration.variant_key` already warmed up (see bench.worker.warm_up_once)."""
+    return {}
 
 
 @pytest.fixture

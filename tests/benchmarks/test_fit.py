@@ -2,7 +2,8 @@
 
 Each benchmark follows the runner's timing rules (bench/timing.py) and checks its result as the runner does:
 
-1. the variant is warmed up once per session on the worker's tiny problem (bench.worker.warm_up);
+1. the variant is warmed up once per session on the worker's tiny problem, per backend, variant (with its
+   formulation), device and dtype, as in the worker (bench.worker.warm_up_once);
 2. ``prepare`` runs untimed;
 3. the first fit is timed on its own with bench.timing.timed_call, as ``first_call_s`` (it compiles), and is
    kept out of pytest-benchmark's statistics;
@@ -27,20 +28,17 @@ from bench.config import Configuration
 from bench.rows import reference_check
 from bench.stats import summarise
 from bench.timing import Measurement, timed_call
-from bench.worker import ran_reply, warm_up
+from bench.worker import ran_reply, warm_up_once
 from tests.benchmarks.plugin import group_name
 
 
 def test_fit(
-    benchmark, fit_config: Configuration, fit_backend: Backend, fit_rounds: int, warmed_variants: set[tuple]
+    benchmark, fit_config: Configuration, fit_backend: Backend, fit_rounds: int, warmed_variants: dict[tuple, float]
 ) -> None:
     config, backend = fit_config, fit_backend
     benchmark.group = group_name(config)
     if benchmark.enabled:  # with --benchmark-disable (make test): no warm-up, one untimed fit, checked
-        warm_key = (config.backend, config.grad, config.mode, config.device, config.dtype)
-        if warm_key not in warmed_variants:
-            warm_up(backend, config)
-            warmed_variants.add(warm_key)
+        warm_up_once(warmed_variants, backend, config)
     fit = backend.prepare(config.problem, config.variant, config.device)
     if benchmark.enabled:
         first_call_s, _ = timed_call(fit)
