@@ -216,15 +216,16 @@ class JaxBackend(Backend):
 
     def _tuned_step(self, x, y, problem: Problem, variant: Variant, device: str):
         """Whether the tuned step takes the weights as one 4-vector (else four scalars), the step function and
-        the arrays it takes after the weights (see the module docstring). On a GPU, whose memory is the bound,
-        no powers of x are read from memory: they cost more bytes than the arithmetic they save."""
+        the arrays it takes after the weights (see the module docstring), in the form the variant declares for this
+        device, dtype and size. On a GPU, whose memory is the bound, no powers of x are read from memory: they cost
+        more bytes than the arithmetic they save."""
+        form = self.declaration(variant).form(device, problem.dtype, problem.n)
         if variant.mode == "eager":
-            return self._tuned_eager_step(x, y, problem, variant)
+            return self._tuned_eager_step(x, y, problem, variant, form)
         jax, jnp = self.jax, self.jax.numpy
         step_size = jnp.asarray(2.0 * problem.lr, dtype=x.dtype)
-        x64 = x.dtype == jnp.float64
         if variant.grad == "autodiff":
-            loss, data = (loss_of_powers, with_powers(x, y)) if x64 and device == "cpu" else (tuned.loss_of, (x, y))
+            loss, data = (loss_of_powers, with_powers(x, y)) if form == "powers" else (tuned.loss_of, (x, y))
             value_and_grad = jax.value_and_grad(loss)
 
             def step(w, *data):
@@ -232,7 +233,7 @@ class JaxBackend(Backend):
                 return w - (step_size / 2) * gradient, loss
 
             return True, step, data
-        if x64:
+        if form == "horner-reduce":
 
             def step(w, x, y):
                 r = tuned.residual(w, x, y)
@@ -245,7 +246,7 @@ class JaxBackend(Backend):
                 return w - step_size * jnp.stack(gradient), loss
 
             return True, step, (x, y)
-        if device == "gpu" or x.size < HORNER_BELOW:
+        if form == "horner":
             return True, lambda w, x, y: tuned.manual_step(w, x, y, step_size, jnp.stack), (x, y)
 
         def step(w, x, y, x2, x3):
@@ -255,12 +256,11 @@ class JaxBackend(Backend):
 
         return True, step, with_powers(x, y)
 
-    def _tuned_eager_step(self, x, y, problem: Problem, variant: Variant):
+    def _tuned_eager_step(self, x, y, problem: Problem, variant: Variant, form: str):
         """The tuned eager step: powers of x built once, a handful of dispatched operations per iteration."""
         jax, jnp = self.jax, self.jax.numpy
-        x64 = x.dtype == jnp.float64
         data = with_powers(x, y)
-        if variant.grad == "autodiff" and not x64:
+        if form == "powers":
             value_and_grad = jax.value_and_grad(loss_of_powers)
 
             def step(weights: Weights, *data):
@@ -270,7 +270,7 @@ class JaxBackend(Backend):
             return False, step, data
 
         def loss_and_gradient(r, powers):
-            if x64:
+            if form == "matrix-dot":
                 return r @ r, powers @ r
             return (r * r).sum(), (powers * r).sum(axis=1)
 

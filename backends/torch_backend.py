@@ -214,13 +214,15 @@ class TorchBackend(Backend):
         return step
 
     def _prepare_tuned(self, x, y, initial, problem: Problem, variant: Variant, device: str) -> tuple[Callable, Any]:
-        """The tuned fits (see the module docstring), as :meth:`_run` returns them."""
+        """The tuned fits (see the module docstring), as :meth:`_run` returns them, in the form the variant declares
+        for this device and dtype."""
         torch = self.torch
-        if variant.mode == "jit-loop" and device == "gpu":
+        form = self.declaration(variant).form(device, problem.dtype, problem.n)
+        if form == "cuda-graph":
             step = torch.compile(self.tuned_step(variant.grad, x, y, problem), fullgraph=True, dynamic=False)
             static_fit = StaticFit(torch, step, initial, problem, vector=True)
             return cuda_graph_fit(torch, static_fit), static_fit.outputs
-        if variant.mode == "jit-loop":
+        if form == "while-loop":
             whole_fit = torch.compile(self._while_loop(x, y, problem, variant.grad), fullgraph=True, dynamic=False)
 
             def run() -> tuple[Weights, object, list]:
@@ -229,7 +231,7 @@ class TorchBackend(Backend):
         else:
             powers = torch.stack([torch.ones_like(x), x, x * x, x * x * x])
             eager = self._eager_manual if variant.grad == "manual" else self._eager_autodiff
-            run = eager(x, y, powers, initial, problem)
+            run = eager(x, y, powers, initial, problem, blas=form == "blas")
 
         def fit() -> FitResult:
             with torch.no_grad():
@@ -266,10 +268,10 @@ class TorchBackend(Backend):
 
         return whole_fit
 
-    def _eager_manual(self, x, y, powers, initial, problem: Problem):
-        """Residual by ``addmv``, gradient and loss by BLAS (float64) or cascade sums (float32), into buffers."""
+    def _eager_manual(self, x, y, powers, initial, problem: Problem, blas: bool):
+        """Residual by ``addmv``, gradient and loss by BLAS (form ``blas``, float64) or cascade sums (``sums``,
+        float32), into buffers."""
         torch = self.torch
-        blas = x.dtype == torch.float64
         residual, products, gradient = torch.empty_like(x), torch.empty_like(powers), torch.empty_like(initial)
         step = 2.0 * problem.lr
 
@@ -291,12 +293,13 @@ class TorchBackend(Backend):
 
         return run
 
-    def _eager_autodiff(self, x, y, powers, initial, problem: Problem):
-        """Autograd on a 4-vector: ``addmv`` and ``dot`` in float64, Horner's form and ``.sum()`` in float32."""
+    def _eager_autodiff(self, x, y, powers, initial, problem: Problem, blas: bool):
+        """Autograd on a 4-vector: ``addmv`` and ``dot`` (form ``blas``, float64), Horner's form and ``.sum()``
+        (``horner``, float32)."""
         torch = self.torch
 
         def loss_of(w):
-            if x.dtype == torch.float64:
+            if blas:
                 r = torch.addmv(y, powers.T, w, beta=-1)
                 return torch.dot(r, r)
             return tuned.loss_of(w, x, y)

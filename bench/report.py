@@ -16,7 +16,7 @@ from rich.text import Text
 
 from bench.config import CODE_COLUMNS
 from bench.runs import Run, variant_label, variant_names
-from bench.scaling import Crossover, crossovers, fit_variants
+from bench.scaling import FIT_COLUMNS, Crossover, crossovers, fit_variants
 
 BASELINE_CODE = {"backend": "numpy", "grad": "manual", "mode": "eager", "formulation": "tutorial"}
 BASELINE = tuple(BASELINE_CODE[column] for column in CODE_COLUMNS)
@@ -26,9 +26,12 @@ FORMATS = ("table", "md", "csv")
 
 
 def key_label(key: tuple) -> str:
-    """``backend grad/mode [tuned] device dtype`` of a :data:`bench.scaling.VARIANT_COLUMNS` key."""
-    *variant, device, dtype = key
-    return f"{variant_label(*variant)} {device} {dtype}"
+    """``backend grad/mode [tuned] device dtype [form]`` of a :data:`bench.scaling.FIT_COLUMNS` key (the form
+    in brackets where it is not just the formulation's name)."""
+    where = dict(zip(FIT_COLUMNS, key, strict=True))
+    label = f"{variant_label(*(where[c] for c in CODE_COLUMNS))} {where['device']} {where['dtype']}"
+    form = where["form"]
+    return label if form in ("", where["formulation"]) else f"{label} [{form}]"
 
 
 def speed_pivot(summary: pd.DataFrame, values: str = "us_per_iter") -> pd.DataFrame:

@@ -32,6 +32,7 @@ after ``--timeout`` seconds. ``oom``: ran out of memory. ``diverged``: the loss 
 CONFIG_COLUMNS = [
     "run_id",
     *KEY_COLUMNS,
+    "form",
     "learning_rate",
     "seed",
     "threads",
@@ -54,7 +55,9 @@ SUMMARY_COLUMNS = [
     "compile_s", "final_loss", "a", "b", "c", "d", "ref_rel_err", "ref_ok",
     "loss_rel_err", "check_power", "threads_used", "note", "floor_us", "x_floor", "gb_per_s",
 ]  # fmt: skip
-"""``repeats``: timed repeats in all, over ``processes`` worker processes. ``cv``: the spread within a process,
+"""``form`` (every row): the code the variant ran, as it declares it for the row's device, dtype and size
+(``horner``, ``powers``, ``while-loop``, ``cuda-graph``, ...; see ``backends.contract.Form``).
+``repeats``: timed repeats in all, over ``processes`` worker processes. ``cv``: the spread within a process,
 ``process_cv``: the spread of the per-process medians (both NaN where there are too few to spread; see
 :func:`bench.stats.summarise`). ``ref_rel_err``, ``loss_rel_err``: the worst repeat's. ``check_power``: the
 error one missing iteration would show, over the tolerance (see :func:`bench.rows.check_power`); under 1 the

@@ -15,7 +15,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from backends.contract import FitResult, default_learning_rate
+from backends import RegistryError, backend_class
+from backends.contract import FitResult, Variant, default_learning_rate
 from backends.reference import loss_relative_error, one_iteration_short, reference_fits, relative_error
 from bench import results, roofline
 from bench.config import Configuration
@@ -23,13 +24,23 @@ from bench.protocol import Reply
 from bench.stats import summarise
 
 
+def declared(config: Configuration) -> Variant:
+    """The configuration's variant as its backend declares it (by name only, for a backend not known here)."""
+    try:
+        return backend_class(config.backend).declaration(config.variant)
+    except (KeyError, RegistryError):
+        return config.variant
+
+
 def config_columns(
     config: Configuration, run_id: str, host: str, status: str, reason: str, version: str, machine: str | None = None
 ) -> dict:
-    """The columns every row of raw.csv and summary.csv carries."""
+    """The columns every row of raw.csv and summary.csv carries; ``form`` is the code the variant declares for
+    the configuration's device, dtype and size (what ran, for a row that ran)."""
     return {
         "run_id": run_id,
         **dict(zip(results.KEY_COLUMNS, config.key, strict=True)),
+        "form": declared(config).form(config.device, config.dtype, config.n),
         "learning_rate": config.problem.lr,
         "seed": config.seed,
         "threads": config.threads,

@@ -14,6 +14,7 @@ from backends.contract import DEVICES, DTYPES, Backend, Fit, Problem, Variant
 from backends.numpy_backend import fit_tutorial
 from bench import results, scaling
 from bench.config import KEY_COLUMNS, VARIANT_COLUMNS, Configuration, Sweep
+from bench.protocol import Reply, Request
 from bench.runner import done_keys, plan, rows_for, write_rows
 from bench.runs import load_run
 from bench.worker import WARM_UP_PROBLEM, Worker, warm_up_once
@@ -103,7 +104,7 @@ def test_resume_finds_the_key_of_a_written_configuration(tmp_path: Path) -> None
     """``done_keys`` reads the key columns back in :data:`KEY_COLUMNS` order: what the planner's
     :attr:`Configuration.key` must match, whatever the order of the CSV's columns."""
     done, pending = configuration(n=16), configuration(n=32)
-    write_rows(tmp_path, rows_for(done, {"status": "skipped", "reason": "test"}, "run", "host"))
+    write_rows(tmp_path, rows_for(done, Reply(id=0, status="skipped", reason="test"), "run", "host"))
     assert done_keys(tmp_path) == {done.key}
     assert pending.key not in done_keys(tmp_path)
 
@@ -146,8 +147,8 @@ def test_the_worker_warms_up_each_variant_in_each_dtype() -> None:
     worker.backends["recording"] = backend
     for formulation, dtype in SEQUENCE:
         config = configuration(backend="recording", formulation=formulation, dtype=dtype, n=64, iterations=100)
-        reply = worker.run({"configuration": config.to_dict(), "repeats": 1, "budget_s": 10.0})
-        assert reply["status"] == "ran", reply
+        reply = worker.run(Request(id=1, configuration=config, repeats=1, budget_s=10.0))
+        assert reply.status == "ran", reply
     tiny = [(formulation, dtype) for n, formulation, dtype in backend.prepared if n == WARM_UP_PROBLEM["n"]]
     assert tiny == SEQUENCE
 
@@ -156,8 +157,8 @@ def test_the_worker_refuses_a_combination_that_does_not_exist() -> None:
     worker = Worker()
     worker.backends["recording"] = Recording()
     config = configuration(backend="recording", device="gpu")
-    reply = worker.run({"configuration": config.to_dict(), "repeats": 1, "budget_s": 10.0})
-    assert reply["status"] == "skipped" and reply["reason"] == "recording manual/eager exists on cpu only"
+    reply = worker.run(Request(id=1, configuration=config, repeats=1, budget_s=10.0))
+    assert reply.status == "skipped" and reply.reason == "recording manual/eager exists on cpu only"
 
 
 # --- the schema version ---------------------------------------------------------------------------------------
@@ -168,7 +169,7 @@ def run_folder(tmp_path: Path) -> Path:
     """A run folder of this schema version holding one skipped configuration."""
     folder = tmp_path / "run"
     folder.mkdir()
-    write_rows(folder, rows_for(configuration(), {"status": "skipped", "reason": "test"}, "run", "host"))
+    write_rows(folder, rows_for(configuration(), Reply(id=0, status="skipped", reason="test"), "run", "host"))
     (folder / "environment.json").write_text(json.dumps({"run_id": "run", "schema_version": results.SCHEMA_VERSION}))
     return folder
 
@@ -188,3 +189,34 @@ def test_a_folder_of_another_version_is_refused_with_what_to_do(run_folder: Path
     assert main(["report", str(run_folder)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"schema version {version or 1}" in err
+
+
+# --- forms in the rows and in the scaling model -----------------------------------------------------------------
+
+
+def test_each_row_says_which_code_ran() -> None:
+    """The ``form`` column of a row is the form its variant declares for the row's device, dtype and size."""
+    jax_tuned = dict(backend="jax", mode="jit-loop", formulation="tuned", dtype="float32")
+    for n, form in ((4095, "horner"), (4096, "powers")):
+        rows = rows_for(configuration(**jax_tuned, n=n), Reply(id=0, status="skipped", reason="test"), "run", "host")
+        assert rows["summary"][0]["form"] == form
+    assert (
+        rows_for(configuration(), Reply(id=0, status="skipped", reason="t"), "r", "h")["summary"][0]["form"]
+        == "tutorial"
+    )
+
+
+def test_the_scaling_model_never_fits_one_line_across_two_forms() -> None:
+    """A variant that switches code between sizes gets one fit per form, each over its own sizes."""
+    import pandas as pd
+
+    variant = dict(backend="jax", grad="manual", mode="jit-loop", formulation="tuned", device="cpu", dtype="float32")
+    points = [(1000, "horner", 11.0), (2000, "horner", 12.0), (8000, "powers", 30.0), (16000, "powers", 50.0)]
+    summary = pd.DataFrame(
+        [{**variant, "n": n, "form": form, "us_per_iter": us, "status": "ok"} for n, form, us in points]
+    )
+    fits = scaling.fit_variants(summary)
+    assert {key[-1]: (fit.n_min, fit.n_max) for key, fit in fits.items()} == {
+        "horner": (1000, 2000),
+        "powers": (8000, 16000),
+    }
