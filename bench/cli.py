@@ -488,7 +488,7 @@ def sweep_into(
     if warning := load_warning(load, sweep.threads):
         console.print(warning, highlight=False, soft_wrap=True, markup=False)
     console.print(f"run folder: {folder}", highlight=False, soft_wrap=True)
-    return 0 if set(statuses) <= {"ok", "skipped"} else 1
+    return exitcodes.of_statuses(statuses)
 
 
 def checked(run: Run) -> Run:
@@ -525,7 +525,7 @@ def command_import(args: argparse.Namespace, console: Console) -> int:
     print_summary(results.read_csv(folder), console)
     counts = ", ".join(f"{statuses[s]} {s}" for s in results.STATUSES if statuses[s])
     console.print(f"imported {len(found)} benchmarks ({counts}) into {folder}", highlight=False)
-    return 0 if set(statuses) <= {"ok", "skipped"} else 1
+    return exitcodes.of_statuses(statuses)
 
 
 def command_runs(console: Console) -> int:

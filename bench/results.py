@@ -24,10 +24,13 @@ written before versions existed counts as version 1. Whoever changes a column li
 in their commit; the version moves once per landing that changes the layout, and ``results/example`` is
 regenerated then."""
 
-STATUSES = ("ok", "skipped", "failed", "mismatch", "timeout", "oom", "diverged")
+STATUSES = ("ok", "skipped", "expected-mismatch", "failed", "mismatch", "timeout", "oom", "diverged")
 """``ok``: timed and agrees with the reference. ``skipped``: not run here (reason says why).
-``failed``: crashed or raised. ``mismatch``: ran, but disagrees with the reference. ``timeout``: killed
-after ``--timeout`` seconds. ``oom``: ran out of memory. ``diverged``: the loss became NaN or infinite."""
+``expected-mismatch``: disagrees with the reference where and by no more than its backend declares
+(``backends.contract.Expected``; the reason says why). ``failed``: crashed or raised. ``mismatch``: ran, but
+disagrees with the reference unexpectedly (or beyond the declared bound). ``timeout``: killed after
+``--timeout`` seconds. ``oom``: ran out of memory. ``diverged``: the loss became NaN or infinite.
+``docs/statuses.md`` says what a user sees of each, and ``bench.exitcodes`` which leave the exit status 0."""
 
 CONFIG_COLUMNS = [
     "run_id",

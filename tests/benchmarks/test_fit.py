@@ -11,7 +11,8 @@ Each benchmark follows the runner's timing rules (bench/timing.py) and checks it
    warm-up rounds of its own);
 5. every round starts from its own initial weights (seed + round, set by pytest-benchmark's untimed ``setup``)
    and is checked against its own exact float64 reference (bench.rows.reference_check): a disagreement fails
-   the benchmark.
+   the benchmark, except an ``expected-mismatch`` (within the bound its backend declares), which is an xfail
+   with the declaration's reason.
 
 ``extra_info`` carries the configuration and the worker's reply (samples, first call, weights, losses,
 threads), from which ``python -m bench import-pytest-benchmark`` rebuilds the runner's CSV rows.
@@ -21,6 +22,8 @@ With ``--benchmark-disable`` each benchmark runs and checks one fit, untimed: a 
 from __future__ import annotations
 
 from dataclasses import replace
+
+import pytest
 
 from backends.contract import Backend, FitResult
 from backends.reference import reference_fits
@@ -59,7 +62,9 @@ def test_fit(
         reference_check(config, result, reference)
         for result, reference in zip(results, reference_fits(config.problem, starts), strict=True)
     ]
-    status, reason, rel_err, loss_err = next((c for c in checks if c[0] != "ok"), checks[0])
+    # the worst round's: an unexpected disagreement before an expected one
+    worst = {"ok": 0, "expected-mismatch": 1}
+    status, reason, rel_err, loss_err = max(checks, key=lambda check: worst.get(check[0], 2))
     if benchmark.enabled:
         samples_s = list(benchmark.stats.stats.data)
         benchmark.extra_info.update(
@@ -72,4 +77,6 @@ def test_fit(
                 "status": status,
             }
         )
+    if status == "expected-mismatch":
+        pytest.xfail(reason)  # declared by the backend (backends.contract.Expected), as the runner reads it
     assert status == "ok", reason
