@@ -27,7 +27,7 @@ from backends import BackendUnavailable, RegistryError, backend_class, load_back
 from backends.contract import DEVICES, DTYPES, FORMULATIONS, GRADS, MODES
 from bench import exitcodes, results, runfolder, shard
 from bench.config import PRESETS, Sweep
-from bench.environment import PROJECT_ROOT, fingerprint, host_name
+from bench.environment import PROJECT_ROOT, fingerprint, gpu_evidence, host_name
 from bench.probe import probe
 from bench.progress import SweepProgress
 from bench.report import FORMATS, command_report
@@ -119,7 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--grads", help=f"from {','.join(GRADS)}")
     run.add_argument("--modes", help=f"from {','.join(MODES)}")
     run.add_argument("--formulations", help=f"from {','.join(FORMULATIONS)}")
-    run.add_argument("--devices", help=f"from {','.join(DEVICES)}")
+    run.add_argument(
+        "--devices",
+        help=f"comma-separated, from {','.join(DEVICES)} (default: the CPU, plus the GPU when one is present).",
+    )
     run.add_argument("--dtypes", help=f"from {','.join(DTYPES)}")
     run.add_argument("--sizes", help="comma-separated n (replaces the preset's grid, with --iterations)")
     run.add_argument("--iterations", help="comma-separated iteration counts")
@@ -268,7 +271,7 @@ def sweep_from(args: argparse.Namespace) -> Sweep:
         grads=option("grads", choices(GRADS, "grad"), GRADS),
         modes=option("modes", choices(MODES, "mode"), MODES),
         formulations=option("formulations", choices(FORMULATIONS, "formulation"), FORMULATIONS),
-        devices=option("devices", choices(DEVICES, "device"), DEVICES),
+        devices=option("devices", choices(DEVICES, "device"), present_devices()),
         dtypes=option("dtypes", choices(DTYPES, "dtype"), DTYPES),
         points=points,
         repeats=option("repeats", lambda t: whole_number(t, "repeats", 1), preset.repeats),
@@ -281,6 +284,11 @@ def sweep_from(args: argparse.Namespace) -> Sweep:
         timeout_s=option("timeout", lambda t: positive_number(t, "the timeout", " of seconds"), preset.timeout_s),
         fit_budget_s=option("fit_budget", fit_budget, fit_budget_s),
     )
+
+
+def present_devices() -> tuple[str, ...]:
+    """The default ``--devices``: the CPU, plus the GPU when one is present (:func:`bench.environment.gpu_evidence`)."""
+    return DEVICES if gpu_evidence() else ("cpu",)
 
 
 def fit_budget(text: str) -> float | None:
@@ -407,6 +415,13 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     if not configs:
         raise UsageError(nothing_selected(sweep))
     configs = shard.select_checked(configs, sweep, target)
+    if args.devices is None and "gpu" not in sweep.devices:
+        console.print(
+            "arraybench: no GPU here (no /dev/nvidia* device, no GPU in nvidia-smi -L): GPU configurations left"
+            " out; ask for them with --devices cpu,gpu",
+            highlight=False,
+            soft_wrap=True,
+        )
     environment = {"run_id": run_id, "schema_version": results.SCHEMA_VERSION, **fingerprint(sweep.threads)}
     if not args.no_probe:
         console.print("arraybench: probing the machine's bandwidth and arithmetic rate", highlight=False)

@@ -220,3 +220,34 @@ def test_the_scaling_model_never_fits_one_line_across_two_forms() -> None:
         "horner": (1000, 2000),
         "powers": (8000, 16000),
     }
+
+
+# --- the default devices ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=[None, "/dev/nvidia0"], ids=["no-gpu", "gpu"])
+def gpu_here(request, monkeypatch) -> str | None:
+    """This machine as seen by the planner: without or with a GPU device."""
+    import bench.cli
+
+    monkeypatch.setattr(bench.cli, "gpu_evidence", lambda: request.param)
+    return request.param
+
+
+def test_the_default_devices_are_those_present_here(gpu_here) -> None:
+    from bench.cli import build_parser, sweep_from
+
+    planned = plan(sweep_from(build_parser().parse_args(["run", "--backends", "torch"])))
+    assert {c.device for c in planned} == ({"cpu", "gpu"} if gpu_here else {"cpu"})
+    asked = plan(sweep_from(build_parser().parse_args(["run", "--backends", "torch", "--devices", "gpu"])))
+    assert {c.device for c in asked} == {"gpu"} and len(asked) > 0
+
+
+def test_a_run_says_when_it_leaves_the_gpu_out(gpu_here, tmp_path: Path, capsys) -> None:
+    from bench.cli import main
+
+    argv = ["run", "--backends", "numpy", "--formulations", "tutorial", "--dtypes", "float64", "--sizes", "100",
+            "--iterations", "100", "--repeats", "1", "--no-probe", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 0
+    left_out = [line for line in capsys.readouterr().out.splitlines() if "GPU configurations left out" in line]
+    assert len(left_out) == (0 if gpu_here else 1)
