@@ -15,7 +15,8 @@ from backends.numpy_backend import fit_tutorial
 from bench import results, scaling
 from bench.config import KEY_COLUMNS, VARIANT_COLUMNS, Configuration, Sweep
 from bench.protocol import Reply, Request
-from bench.runner import done_keys, plan, rows_for, write_rows
+from bench.runfolder import done_keys
+from bench.runner import plan, rows_for, write_rows
 from bench.runs import load_run
 from bench.worker import WARM_UP_PROBLEM, Worker, warm_up_once
 from tests.availability import declared_cases
