@@ -244,6 +244,7 @@ def test_the_default_devices_are_those_present_here(gpu_here) -> None:
     assert {c.device for c in asked} == {"gpu"} and len(asked) > 0
 
 
+@pytest.mark.slow
 def test_a_run_says_when_it_leaves_the_gpu_out(gpu_here, tmp_path: Path, capsys) -> None:
     from bench.cli import main
 

@@ -83,6 +83,7 @@ def test_outside_the_declared_scope_a_disagreement_is_a_mismatch(declared_expect
         assert status == "mismatch"
 
 
+@pytest.mark.slow
 def test_numbas_declared_bound_holds_for_what_it_computes() -> None:
     """The real fits at 10^5 and 10^6: plain float32 sums miss the tolerance, within the declared bound."""
     backend = backend_or_skip("numba")
@@ -131,6 +132,7 @@ def tiny_sweep(request) -> tuple[str, int]:
     return request.param
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 def test_make_bench_plots_reports_and_exits_with_the_runs_status(tmp_path: Path, tiny_sweep) -> None:
     sizes, code = tiny_sweep
