@@ -15,8 +15,9 @@ from backends.numpy_backend import fit_tutorial
 from bench import results, scaling
 from bench.config import KEY_COLUMNS, VARIANT_COLUMNS, Configuration, Sweep
 from bench.protocol import Reply, Request
+from bench.rows import rows_for
 from bench.runfolder import done_keys
-from bench.runner import plan, rows_for, write_rows
+from bench.runner import plan, write_rows
 from bench.runs import load_run
 from bench.worker import WARM_UP_PROBLEM, Worker, warm_up_once
 from tests.availability import declared_cases
@@ -105,7 +106,7 @@ def test_resume_finds_the_key_of_a_written_configuration(tmp_path: Path) -> None
     """``done_keys`` reads the key columns back in :data:`KEY_COLUMNS` order: what the planner's
     :attr:`Configuration.key` must match, whatever the order of the CSV's columns."""
     done, pending = configuration(n=16), configuration(n=32)
-    write_rows(tmp_path, rows_for(done, Reply(id=0, status="skipped", reason="test"), "run", "host"))
+    write_rows(tmp_path, rows_for(done, [Reply(id=0, status="skipped", reason="test")], "run", "host"))
     assert done_keys(tmp_path) == {done.key}
     assert pending.key not in done_keys(tmp_path)
 
@@ -128,7 +129,7 @@ class Recording(Backend):
     def prepare(self, problem: Problem, variant: Variant, device: str) -> Fit:
         self.prepared.append((problem.n, variant.formulation, problem.dtype))
         x, y = problem.x_and_y()
-        return lambda: fit_tutorial(x, y, problem.initial_weights(), problem)
+        return Fit(lambda initial: fit_tutorial(x, y, initial, problem), problem.initial_weights())
 
 
 SEQUENCE = [("tutorial", "float32"), ("tuned", "float32"), ("tutorial", "float64"), ("tuned", "float64")]
@@ -170,7 +171,7 @@ def run_folder(tmp_path: Path) -> Path:
     """A run folder of this schema version holding one skipped configuration."""
     folder = tmp_path / "run"
     folder.mkdir()
-    write_rows(folder, rows_for(configuration(), Reply(id=0, status="skipped", reason="test"), "run", "host"))
+    write_rows(folder, rows_for(configuration(), [Reply(id=0, status="skipped", reason="test")], "run", "host"))
     (folder / "environment.json").write_text(json.dumps({"run_id": "run", "schema_version": results.SCHEMA_VERSION}))
     return folder
 
@@ -199,10 +200,10 @@ def test_each_row_says_which_code_ran() -> None:
     """The ``form`` column of a row is the form its variant declares for the row's device, dtype and size."""
     jax_tuned = dict(backend="jax", mode="jit-loop", formulation="tuned", dtype="float32")
     for n, form in ((4095, "horner"), (4096, "powers")):
-        rows = rows_for(configuration(**jax_tuned, n=n), Reply(id=0, status="skipped", reason="test"), "run", "host")
+        rows = rows_for(configuration(**jax_tuned, n=n), [Reply(id=0, status="skipped", reason="test")], "run", "host")
         assert rows["summary"][0]["form"] == form
     assert (
-        rows_for(configuration(), Reply(id=0, status="skipped", reason="t"), "r", "h")["summary"][0]["form"]
+        rows_for(configuration(), [Reply(id=0, status="skipped", reason="t")], "r", "h")["summary"][0]["form"]
         == "tutorial"
     )
 

@@ -17,7 +17,7 @@ from backends.contract import Expected, FitResult, Variant
 from backends.reference import reference_fit
 from bench import exitcodes, results
 from bench.config import Configuration
-from bench.runner import reference_check
+from bench.rows import reference_check
 from tests.availability import backend_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
