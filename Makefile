@@ -15,18 +15,25 @@ $(INSTALLED): pyproject.toml
 
 setup: $(INSTALLED)
 
-# The run goes to results/<time>-<host>/; whenever it wrote a folder (exit 0, or 1 for configurations not
-# ok) it gets its plots, report.md and report.html (which embeds the plots; its path is printed last).
-# A finished sweep whose status line counts configurations that are not ok (exit status 1 of `bench run`,
-# such as Numba's deliberate float32-accumulation mismatch, listed in the summary) does not fail
-# `make bench`; usage errors (2) and interruptions (130) do. BENCH_OPTIONS adds options to `bench run`.
+# `make bench`: the quick sweep into BENCH_OUT (default results/<UTC time>-<host>), then, whatever its outcome,
+# the plots, report.md and report.html (which embeds the plots; its path is printed last) of what finished, and
+# the run's exit status (bench/exitcodes.py): 0 when every configuration is ok, skipped or an expected mismatch;
+# 1 on any crash, timeout, out-of-memory, divergence or unexpected mismatch; 2 bad input; 130 interrupted (make
+# names it, "Error 1", and itself exits 2 on any failure). BENCH_OPTIONS go to `bench run` (e.g. a tiny sweep).
 BENCH_OPTIONS ?=
+BENCH_OUT ?=
 bench: $(INSTALLED)
-	folder=results/$$(date -u +%Y%m%dT%H%M%SZ)-$$(uname -n | cut -d. -f1); \
-	$(PY) -m bench run --preset quick --out $$folder $(BENCH_OPTIONS); status=$$?; \
-	if [ $$status -gt 1 ]; then exit $$status; fi; \
-	$(PY) -m bench report $$folder --format md --out $$folder/report.md && \
-	$(PY) -m bench report $$folder --format html
+	@out="$(BENCH_OUT)"; out="$${out:-results/$$(date -u +%Y%m%dT%H%M%SZ)-$$(uname -n | cut -d. -f1)}"; \
+	$(PY) -m bench run --preset quick --out "$$out" $(BENCH_OPTIONS); status=$$?; \
+	if [ -s "$$out/summary.csv" ]; then \
+		$(PY) -m bench plot "$$out"; drawn=$$?; \
+		$(PY) -m bench report "$$out" --format md --out "$$out/report.md"; reported=$$?; \
+		$(PY) -m bench report "$$out" --format html; html=$$?; \
+		if [ $$status -eq 0 ]; then status=$$drawn; fi; \
+		if [ $$status -eq 0 ]; then status=$$reported; fi; \
+		if [ $$status -eq 0 ]; then status=$$html; fi; \
+	fi; \
+	exit $$status
 
 bench-full: $(INSTALLED)
 	$(PY) -m bench run --preset full

@@ -8,8 +8,11 @@ Design rules (after einops' ``_backends.py`` and Keras' backend constants):
 
 - A backend is a subclass of :class:`Backend`. Its framework is imported in ``__init__`` and nowhere at
   module level, so listing backends costs nothing and a missing framework costs nothing until used.
-- What a backend offers is declared as data (``variants``), not discovered by catching exceptions; what it
-  cannot do *here* (no package, no GPU, no compiler) is reported as a reason string.
+- What a backend offers is declared as data (``variants``: each :class:`Variant` says on which devices it
+  exists, which code it runs where, where it is expected to miss the reference), not discovered by catching
+  exceptions or by ``if``s on the variant; what it cannot do *here* (no package, no GPU, no compiler) is
+  reported as a reason string by :meth:`Backend.unavailable_reason`. Whoever needs a new fact of a variant adds
+  a field to :class:`Variant` and fills it in the declarations.
 - A run is split into :meth:`Backend.prepare` (builds x, y and the initial weights on the device; not
   timed) and the :class:`Fit` it returns. Before each call, :meth:`Fit.reset` (not timed) sets the weights
   that call starts from and fills the fit's output buffers with NaN; the call (timed) runs every iteration,
@@ -148,13 +151,62 @@ class FitResult:
     logged_losses: list[float] = field(default_factory=list)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Scope:
+    """Where a declared fact holds: on ``device`` and in ``dtype`` (``None``: any), for ``n_from <= n < n_below``."""
+
+    device: str | None = None
+    dtype: str | None = None
+    n_from: int = 0
+    n_below: int | None = None
+
+    def holds(self, device: str, dtype: str, n: int) -> bool:
+        return (
+            self.device in (None, device)
+            and self.dtype in (None, dtype)
+            and n >= self.n_from
+            and (self.n_below is None or n < self.n_below)
+        )
+
+
+@dataclass(frozen=True)
+class Form(Scope):
+    """The code a variant runs within its scope, as a short name (``horner``, ``powers``, ``while-loop``, ...):
+    one variant name may cover several codes (a compiled loop on the CPU, a CUDA graph on a GPU), and a row says
+    which one ran."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Expected(Scope):
+    """A disagreement with the exact reference that the backend predicts within its scope: why, and the largest
+    relative error (of the weights and of the losses) it predicts. A row within ``at_most`` is an
+    ``expected-mismatch``; beyond it, an ordinary ``mismatch``."""
+
+    why: str
+    at_most: float
+
+
 @dataclass(frozen=True)
 class Variant:
-    """A way to run the fit: how gradients are computed, how the loop is compiled, how the arithmetic is written."""
+    """A way to run the fit: how gradients are computed, how the loop is compiled, how the arithmetic is written.
+
+    ``grad``, ``mode`` and ``formulation`` name the variant (they alone decide equality); the other fields are
+    its declaration, read by the planner, the worker, the rows and the tests instead of ``if``s on the names.
+    """
 
     grad: str
     mode: str
     formulation: str = "tutorial"
+    devices: tuple[str, ...] = field(default=("cpu",), compare=False)
+    """The devices on which the variant exists at all (whether one is present here is a machine fact)."""
+    forms: tuple[Form, ...] = field(default=(), compare=False)
+    """Which code runs where; the first form whose scope holds names it (none declared: the formulation)."""
+    expected: tuple[Expected, ...] = field(default=(), compare=False)
+    """Where the variant is expected to miss the reference, why, and by how much at most."""
+    compiler: str | None = field(default=None, compare=False)
+    """What compiles the variant's code (``torch.compile``, ``XLA``, ``Numba``), or ``None`` when it runs op by op."""
     distributed: bool = field(default=False, compare=False)
     """Whether the variant also runs across ``world`` devices (:meth:`Backend.prepare_shard`): each device holds
     a contiguous block of x and y, and the five local sums (loss and four gradient sums) are all-reduced once per
@@ -163,6 +215,14 @@ class Variant:
 
     def __str__(self) -> str:
         return f"{self.grad}/{self.mode}" + ("" if self.formulation == "tutorial" else f" {self.formulation}")
+
+    def form(self, device: str, dtype: str, n: int) -> str:
+        """The name of the code this variant runs on ``device`` in ``dtype`` at size ``n``."""
+        return next((f.name for f in self.forms if f.holds(device, dtype, n)), self.formulation)
+
+    def expectation(self, device: str, dtype: str, n: int) -> Expected | None:
+        """The predicted disagreement with the reference on ``device`` in ``dtype`` at ``n``, or ``None``."""
+        return next((e for e in self.expected if e.holds(device, dtype, n)), None)
 
 
 class Fit:
@@ -251,14 +311,29 @@ class Backend(ABC):
     def version(self) -> str:
         """The framework's version string."""
 
+    @classmethod
+    def declaration(cls, variant: Variant) -> Variant:
+        """The declared ``variant`` (with its devices, forms, expectations), found by its name; ``variant`` itself
+        when the backend does not implement it."""
+        return next((v for v in cls.variants if v == variant), variant)
+
+    @classmethod
+    def absent_reason(cls, variant: Variant, device: str) -> str | None:
+        """Why ``variant`` on ``device`` does not exist in this backend on any machine, or ``None`` when it does."""
+        declared = next((v for v in cls.variants if v == variant), None)
+        if declared is None:
+            return f"{cls.name} does not implement {variant}"
+        if device not in declared.devices:
+            return f"{cls.name} {variant} exists on {' and '.join(declared.devices)} only"
+        return None
+
     def devices(self) -> tuple[str, ...]:
         """The devices this backend can use on this machine."""
         return ("cpu",)
 
     def unavailable_reason(self, variant: Variant, device: str) -> str | None:
-        """Why ``variant`` cannot run on ``device`` here, or ``None`` when it can."""
-        if variant not in self.variants:
-            return f"{self.name} does not implement {variant}"
+        """Why ``variant``, which exists on ``device`` (see :meth:`absent_reason`), cannot run there on this
+        machine (no package, no GPU, no compiler), or ``None`` when it can."""
         if device not in self.devices():
             return f"{self.name} has no {device} device here"
         return None

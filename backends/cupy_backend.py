@@ -29,7 +29,7 @@ class CupyBackend(Backend):
     """CuPy (NumPy's API on CUDA)."""
 
     name = "cupy"
-    variants = (Variant("manual", "eager"),)
+    variants = (Variant("manual", "eager", devices=("gpu",)),)
 
     def __init__(self) -> None:
         try:
@@ -48,8 +48,6 @@ class CupyBackend(Backend):
         return () if self.no_gpu_reason else ("gpu",)
 
     def unavailable_reason(self, variant: Variant, device: str) -> str | None:
-        if device == "cpu":
-            return "CuPy runs on a CUDA GPU only"
         if self.no_gpu_reason:
             return self.no_gpu_reason
         return super().unavailable_reason(variant, device)

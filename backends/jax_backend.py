@@ -49,10 +49,12 @@ import numpy as np
 
 from backends import tuned
 from backends.contract import (
+    GRADS,
     Backend,
     BackendUnavailable,
     Fit,
     FitResult,
+    Form,
     Problem,
     Shard,
     Variant,
@@ -62,6 +64,24 @@ from backends.tutorial import Weights, descend, loss_of, manual_step, python_loo
 
 HORNER_BELOW = 4096
 """Below this n, the float32 tuned manual steps on the CPU use Horner's form rather than precomputed powers."""
+
+BOTH = ("cpu", "gpu")
+MANUAL_FORMS = (
+    Form("horner-reduce", dtype="float64"),
+    Form("horner", device="gpu"),
+    Form("horner", n_below=HORNER_BELOW),
+    Form("powers"),
+)
+"""The tuned manual jit-step and jit-loop: Horner's form with one variadic reduce in float64; in float32 Horner's
+form with XLA's sums on a GPU and below :data:`HORNER_BELOW` on the CPU, precomputed powers above it."""
+AUTODIFF_FORMS = (Form("powers", device="cpu", dtype="float64"), Form("horner"))
+"""The tuned autodiff jit-step: ``jax.grad`` of the loss over precomputed powers in float64 on the CPU, of Horner's
+loss elsewhere."""
+EAGER_FORMS = (Form("matrix-dot", dtype="float64"), Form("matrix-sums"))
+"""The tuned manual eager step: ``w @ P`` with dot products in float64, with sums in float32."""
+AUTODIFF_EAGER_FORMS = (Form("matrix-dot", dtype="float64"), Form("powers"))
+"""The tuned autodiff eager step: ``jax.grad`` through ``w @ P`` and dot products in float64, of the tutorial's loss
+over precomputed powers (four scalar weights) in float32."""
 
 
 def residual_of_powers(w, x, y, x2, x3):
@@ -85,12 +105,17 @@ class JaxBackend(Backend):
     """JAX (XLA) on the CPU and on a GPU."""
 
     name = "jax"
-    variants = tuple(
-        Variant(grad, mode, formulation, distributed=(grad, mode, formulation) == ("manual", "jit-loop", "tuned"))
-        for formulation in ("tutorial", "tuned")
-        for grad in ("manual", "autodiff")
-        for mode in ("eager", "jit-step", "jit-loop")
-        if (grad, mode, formulation) != ("autodiff", "jit-loop", "tuned")
+    variants = (
+        *(
+            Variant(grad, mode, devices=BOTH, compiler=None if mode == "eager" else "XLA")
+            for grad in GRADS
+            for mode in ("eager", "jit-step", "jit-loop")
+        ),
+        Variant("manual", "eager", "tuned", devices=BOTH, forms=EAGER_FORMS),
+        Variant("manual", "jit-step", "tuned", devices=BOTH, forms=MANUAL_FORMS, compiler="XLA"),
+        Variant("manual", "jit-loop", "tuned", devices=BOTH, forms=MANUAL_FORMS, compiler="XLA", distributed=True),
+        Variant("autodiff", "eager", "tuned", devices=BOTH, forms=AUTODIFF_EAGER_FORMS),
+        Variant("autodiff", "jit-step", "tuned", devices=BOTH, forms=AUTODIFF_FORMS, compiler="XLA"),
     )
 
     def __init__(self) -> None:
@@ -201,15 +226,16 @@ class JaxBackend(Backend):
 
     def _tuned_step(self, x, y, problem: Problem, variant: Variant, device: str):
         """Whether the tuned step takes the weights as one 4-vector (else four scalars), the step function and
-        the arrays it takes after the weights (see the module docstring). On a GPU, whose memory is the bound,
-        no powers of x are read from memory: they cost more bytes than the arithmetic they save."""
+        the arrays it takes after the weights (see the module docstring), in the form the variant declares for this
+        device, dtype and size. On a GPU, whose memory is the bound, no powers of x are read from memory: they cost
+        more bytes than the arithmetic they save."""
+        form = self.declaration(variant).form(device, problem.dtype, problem.n)
         if variant.mode == "eager":
-            return self._tuned_eager_step(x, y, problem, variant)
+            return self._tuned_eager_step(x, y, problem, variant, form)
         jax, jnp = self.jax, self.jax.numpy
         step_size = jnp.asarray(2.0 * problem.lr, dtype=x.dtype)
-        x64 = x.dtype == jnp.float64
         if variant.grad == "autodiff":
-            loss, data = (loss_of_powers, with_powers(x, y)) if x64 and device == "cpu" else (tuned.loss_of, (x, y))
+            loss, data = (loss_of_powers, with_powers(x, y)) if form == "powers" else (tuned.loss_of, (x, y))
             value_and_grad = jax.value_and_grad(loss)
 
             def step(w, *data):
@@ -217,7 +243,7 @@ class JaxBackend(Backend):
                 return w - (step_size / 2) * gradient, loss
 
             return True, step, data
-        sums, powers = self._tuned_sums(x.dtype, x.size, device)
+        sums, powers = self._tuned_sums(form)
 
         def step(w, *data):
             total = sums(w, *data)
@@ -225,12 +251,12 @@ class JaxBackend(Backend):
 
         return True, step, with_powers(x, y) if powers else (x, y)
 
-    def _tuned_sums(self, dtype, n: int, device: str):
+    def _tuned_sums(self, form: str):
         """The tuned manual step's five sums over the data, as one vector ``[sum r^2, sum r, sum r x, sum r x^2,
-        sum r x^3]`` (see the module docstring for the three forms), and whether they take the powers of x. What
-        a fit across devices all-reduces; on one device the step applies them directly."""
+        sum r x^3]``, in ``form`` (one of :data:`MANUAL_FORMS`' names; see the module docstring), and whether they
+        take the powers of x. What a fit across devices all-reduces; on one device the step applies them."""
         jax, jnp = self.jax, self.jax.numpy
-        if dtype == jnp.float64:
+        if form == "horner-reduce":
 
             def sums(w, x, y):
                 r = tuned.residual(w, x, y)
@@ -243,7 +269,7 @@ class JaxBackend(Backend):
                 return jnp.stack([loss, *gradient])
 
             return sums, False
-        if device == "gpu" or n < HORNER_BELOW:
+        if form == "horner":
 
             def sums(w, x, y):
                 r = tuned.residual(w, x, y)
@@ -307,7 +333,7 @@ class JaxBackend(Backend):
 
             multihost_utils.sync_global_devices("arraybench")
 
-    def sharded_program(self, problem: Problem, device: str, shard: Shard):
+    def sharded_program(self, problem: Problem, device: str, shard: Shard, variant: Variant | None = None):
         """The compiled-to-be fit across the mesh and its arguments: ``(jitted, args)``; ``jitted(*args)`` returns
         the replicated weights and every iteration's loss. The blocks are built on each device from their own
         indices (``jax.make_array_from_callback``), never from a whole x on the host."""
@@ -329,7 +355,8 @@ class JaxBackend(Backend):
         with self.settings(problem):
             x, y = (jax.make_array_from_callback((problem.n,), blocked, lambda i, k=k: block(i, k)) for k in (0, 1))
             w0 = jax.device_put(problem.initial_weights(), replicated)
-            sums, powers = self._tuned_sums(x.dtype, local_n, device)
+            declared = self.declaration(variant or next(v for v in self.variants if v.distributed))
+            sums, powers = self._tuned_sums(declared.form(device, problem.dtype, local_n))
             data = with_powers(x, y) if powers else (x, y)
             step_size = 2.0 * problem.lr
 
@@ -346,7 +373,7 @@ class JaxBackend(Backend):
 
     def prepare_shard(self, problem: Problem, variant: Variant, device: str, shard: Shard) -> Fit:
         jax = self.jax
-        whole_fit, (w0, *data) = self.sharded_program(problem, device, shard)
+        whole_fit, (w0, *data) = self.sharded_program(problem, device, shard, variant)
 
         def fit(start) -> FitResult:
             with self.settings(problem):
@@ -391,12 +418,11 @@ class JaxBackend(Backend):
                 times.append((time.perf_counter_ns() - start) / 1e9 / rounds)
         return sorted(times)[1]
 
-    def _tuned_eager_step(self, x, y, problem: Problem, variant: Variant):
+    def _tuned_eager_step(self, x, y, problem: Problem, variant: Variant, form: str):
         """The tuned eager step: powers of x built once, a handful of dispatched operations per iteration."""
         jax, jnp = self.jax, self.jax.numpy
-        x64 = x.dtype == jnp.float64
         data = with_powers(x, y)
-        if variant.grad == "autodiff" and not x64:
+        if form == "powers":
             value_and_grad = jax.value_and_grad(loss_of_powers)
 
             def step(weights: Weights, *data):
@@ -406,7 +432,7 @@ class JaxBackend(Backend):
             return False, step, data
 
         def loss_and_gradient(r, powers):
-            if x64:
+            if form == "matrix-dot":
                 return r @ r, powers @ r
             return (r * r).sum(), (powers * r).sum(axis=1)
 

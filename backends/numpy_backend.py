@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backends.contract import Backend, Fit, FitResult, Problem, Variant, make_result
+from backends.contract import Backend, Fit, FitResult, Form, Problem, Variant, make_result
 
 
 def fit_tutorial(x: np.ndarray, y: np.ndarray, weights: np.ndarray, problem: Problem) -> FitResult:
@@ -54,12 +54,13 @@ def fit_tutorial(x: np.ndarray, y: np.ndarray, weights: np.ndarray, problem: Pro
     return make_result((a, b, c, d), loss, logged_losses)
 
 
-def prepare_tuned(x: np.ndarray, y: np.ndarray, weights: np.ndarray, problem: Problem) -> Fit:
-    """Powers of x stacked once; forward ``w @ P`` and backward ``P @ r``, into preallocated buffers."""
+def prepare_tuned(x: np.ndarray, y: np.ndarray, weights: np.ndarray, problem: Problem, form: str) -> Fit:
+    """Powers of x stacked once; forward ``w @ P`` and backward ``P @ r``, into preallocated buffers; the loss by
+    BLAS (form ``blas``, float64) or squared into a buffer and summed pairwise (``blas-sums``, float32)."""
     powers = np.stack([np.ones_like(x), x, x * x, x * x * x])
     residual, squares, gradient = np.empty_like(x), np.empty_like(x), np.empty(4, dtype=x.dtype)
     step = x.dtype.type(2.0 * problem.lr)  # the 2 of d(r^2)/dr, folded into the learning rate
-    pairwise = x.dtype == np.float32
+    pairwise = form == "blas-sums"
 
     def fit(initial: np.ndarray) -> FitResult:
         w = initial.copy()
@@ -81,7 +82,10 @@ class NumpyBackend(Backend):
     """The reference framework: the tutorial loop as published, and as a NumPy expert writes it."""
 
     name = "numpy"
-    variants = (Variant("manual", "eager"), Variant("manual", "eager", "tuned"))
+    variants = (
+        Variant("manual", "eager"),
+        Variant("manual", "eager", "tuned", forms=(Form("blas", dtype="float64"), Form("blas-sums"))),
+    )
 
     def version(self) -> str:
         return np.__version__
@@ -96,5 +100,7 @@ class NumpyBackend(Backend):
         x, y = problem.x_and_y()
         weights = problem.initial_weights()
         if variant.formulation == "tuned":
-            return prepare_tuned(x, y, weights, problem)
+            return prepare_tuned(
+                x, y, weights, problem, self.declaration(variant).form(device, problem.dtype, problem.n)
+            )
         return Fit(lambda initial: fit_tutorial(x, y, initial, problem), weights)

@@ -51,11 +51,13 @@ from typing import Any
 
 from backends import tuned
 from backends.contract import (
+    GRADS,
     Backend,
     BackendUnavailable,
     DeviceTimer,
     Fit,
     FitResult,
+    Form,
     Problem,
     Shard,
     Variant,
@@ -68,18 +70,37 @@ from backends.tutorial import Weights, descend, loss_of, manual_step, python_loo
 Step = Callable[[Weights], tuple[Weights, Any]]
 """One iteration: weights in, new weights and this iteration's loss out."""
 
+BOTH = ("cpu", "gpu")
+COMPILED_LOOP = (Form("cuda-graph", device="gpu"), Form("while-loop"))
+"""The tuned jit-loop's two codes: the compiled step captured as a CUDA graph on a GPU, a ``torch.while_loop``
+elsewhere (see the module docstring)."""
+
 
 class TorchBackend(Backend):
     """PyTorch on the CPU and on CUDA."""
 
     name = "torch"
     variants = (
-        *(Variant(grad, mode) for grad in ("manual", "autodiff") for mode in ("eager", "jit-step", "jit-loop")),
         *(
-            Variant(grad, mode, "tuned", distributed=(grad, mode) == ("manual", "eager"))
-            for grad in ("manual", "autodiff")
-            for mode in ("eager", "jit-loop")
+            variant
+            for grad in GRADS
+            for variant in (
+                Variant(grad, "eager", devices=BOTH),
+                Variant(grad, "jit-step", devices=BOTH, compiler="torch.compile"),
+                Variant(grad, "jit-loop", devices=("gpu",), forms=(Form("cuda-graph"),)),
+            )
         ),
+        Variant(
+            "manual",
+            "eager",
+            "tuned",
+            devices=BOTH,
+            forms=(Form("blas", dtype="float64"), Form("sums")),
+            distributed=True,
+        ),
+        Variant("manual", "jit-loop", "tuned", devices=BOTH, forms=COMPILED_LOOP, compiler="torch.compile"),
+        Variant("autodiff", "eager", "tuned", devices=BOTH, forms=(Form("blas", dtype="float64"), Form("horner"))),
+        Variant("autodiff", "jit-loop", "tuned", devices=BOTH, forms=COMPILED_LOOP, compiler="torch.compile"),
     )
 
     def __init__(self) -> None:
@@ -100,9 +121,8 @@ class TorchBackend(Backend):
     def unavailable_reason(self, variant: Variant, device: str) -> str | None:
         if device == "gpu" and not self.torch.cuda.is_available():
             return "no CUDA GPU visible to PyTorch (torch.cuda.is_available() is False)"
-        if variant.mode == "jit-loop" and variant.formulation == "tutorial" and device == "cpu":
-            return "CUDA graphs need a GPU (torch's tutorial jit-loop replays the whole fit as one captured CUDA graph)"
-        if variant.mode in ("jit-step", "jit-loop") and device == "cpu" and not _cpp_compiler():
+        compiled = self.declaration(variant).compiler == "torch.compile"
+        if compiled and device == "cpu" and not _cpp_compiler():
             return "torch.compile on the CPU needs a C++ compiler (none of g++, c++, clang++ on PATH)"
         return super().unavailable_reason(variant, device)
 
@@ -204,13 +224,15 @@ class TorchBackend(Backend):
         return step
 
     def _prepare_tuned(self, x, y, initial, problem: Problem, variant: Variant, device: str) -> tuple[Callable, Any]:
-        """The tuned fits (see the module docstring), as :meth:`_run` returns them."""
+        """The tuned fits (see the module docstring), as :meth:`_run` returns them, in the form the variant declares
+        for this device and dtype."""
         torch = self.torch
-        if variant.mode == "jit-loop" and device == "gpu":
+        form = self.declaration(variant).form(device, problem.dtype, problem.n)
+        if form == "cuda-graph":
             step = torch.compile(self.tuned_step(variant.grad, x, y, problem), fullgraph=True, dynamic=False)
             static_fit = StaticFit(torch, step, initial, problem, vector=True)
             return cuda_graph_fit(torch, static_fit), static_fit.outputs
-        if variant.mode == "jit-loop":
+        if form == "while-loop":
             whole_fit = torch.compile(self._while_loop(x, y, problem, variant.grad), fullgraph=True, dynamic=False)
 
             def run() -> tuple[Weights, object, list]:
@@ -219,7 +241,7 @@ class TorchBackend(Backend):
         else:
             powers = torch.stack([torch.ones_like(x), x, x * x, x * x * x])
             eager = self._eager_manual if variant.grad == "manual" else self._eager_autodiff
-            run = eager(x, y, powers, initial, problem)
+            run = eager(x, y, powers, initial, problem, blas=form == "blas")
 
         def fit() -> FitResult:
             with torch.no_grad():
@@ -256,10 +278,10 @@ class TorchBackend(Backend):
 
         return whole_fit
 
-    def _eager_manual(self, x, y, powers, initial, problem: Problem):
-        """Residual by ``addmv``, gradient and loss by BLAS (float64) or cascade sums (float32), into buffers."""
+    def _eager_manual(self, x, y, powers, initial, problem: Problem, blas: bool):
+        """Residual by ``addmv``, gradient and loss by BLAS (form ``blas``, float64) or cascade sums (``sums``,
+        float32), into buffers."""
         torch = self.torch
-        blas = x.dtype == torch.float64
         residual, products, gradient = torch.empty_like(x), torch.empty_like(powers), torch.empty_like(initial)
         step = 2.0 * problem.lr
 
@@ -373,12 +395,13 @@ class TorchBackend(Backend):
                 times.append((time.perf_counter_ns() - start) / 1e9 / rounds)
         return sorted(times)[1]
 
-    def _eager_autodiff(self, x, y, powers, initial, problem: Problem):
-        """Autograd on a 4-vector: ``addmv`` and ``dot`` in float64, Horner's form and ``.sum()`` in float32."""
+    def _eager_autodiff(self, x, y, powers, initial, problem: Problem, blas: bool):
+        """Autograd on a 4-vector: ``addmv`` and ``dot`` (form ``blas``, float64), Horner's form and ``.sum()``
+        (``horner``, float32)."""
         torch = self.torch
 
         def loss_of(w):
-            if x.dtype == torch.float64:
+            if blas:
                 r = torch.addmv(y, powers.T, w, beta=-1)
                 return torch.dot(r, r)
             return tuned.loss_of(w, x, y)

@@ -27,7 +27,7 @@ from backends import BackendUnavailable, RegistryError, backend_class, load_back
 from backends.contract import DEVICES, DTYPES, FORMULATIONS, GRADS, MODES
 from bench import exitcodes, results, runfolder, shard
 from bench.config import PRESETS, Sweep
-from bench.environment import PROJECT_ROOT, fingerprint, host_name
+from bench.environment import PROJECT_ROOT, fingerprint, gpu_evidence, host_name
 from bench.probe import probe
 from bench.progress import SweepProgress
 from bench.report import FORMATS, Filters, command_report
@@ -139,7 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--grads", help=f"from {','.join(GRADS)}")
     run.add_argument("--modes", help=f"from {','.join(MODES)}")
     run.add_argument("--formulations", help=f"from {','.join(FORMULATIONS)}")
-    run.add_argument("--devices", help=f"from {','.join(DEVICES)}")
+    run.add_argument(
+        "--devices",
+        help=f"comma-separated, from {','.join(DEVICES)} (default: the CPU, plus the GPU when one is present).",
+    )
     run.add_argument("--dtypes", help=f"from {','.join(DTYPES)}")
     run.add_argument("--sizes", help="comma-separated n (replaces the preset's grid, with --iterations)")
     run.add_argument("--iterations", help="comma-separated iteration counts")
@@ -307,7 +310,7 @@ def sweep_from(args: argparse.Namespace) -> Sweep:
         grads=option("grads", choices(GRADS, "grad"), GRADS),
         modes=option("modes", choices(MODES, "mode"), MODES),
         formulations=option("formulations", choices(FORMULATIONS, "formulation"), FORMULATIONS),
-        devices=option("devices", choices(DEVICES, "device"), DEVICES),
+        devices=option("devices", choices(DEVICES, "device"), present_devices()),
         dtypes=option("dtypes", choices(DTYPES, "dtype"), DTYPES),
         points=points,
         repeats=option("repeats", lambda t: whole_number(t, "repeats", 1), preset.repeats),
@@ -322,6 +325,11 @@ def sweep_from(args: argparse.Namespace) -> Sweep:
         worlds=option("worlds", lambda t: tuple(dict.fromkeys(whole_numbers("a world", 1)(t))), (1,)),
         oversubscribe=bool(given.get("oversubscribe", False)),
     )
+
+
+def present_devices() -> tuple[str, ...]:
+    """The default ``--devices``: the CPU, plus the GPU when one is present (:func:`bench.environment.gpu_evidence`)."""
+    return DEVICES if gpu_evidence() else ("cpu",)
 
 
 def fit_budget(text: str) -> float | None:
@@ -373,6 +381,10 @@ def run_to_resume(args: argparse.Namespace) -> tuple[Path, Sweep, str, shard.Sha
     if not (folder / "sweep.json").is_file() or not (folder / "environment.json").is_file():
         raise UsageError(f"--resume {folder}: not a run folder (a run folder holds sweep.json and environment.json)")
     try:
+        results.check_schema(folder)
+    except results.ResultsError as error:
+        raise UsageError(f"--resume {error}") from error
+    try:
         sweep, target, machine = shard.from_record(json.loads((folder / "sweep.json").read_text()))
         run_id = json.loads((folder / "environment.json").read_text())["run_id"]
     except (ValueError, TypeError, KeyError) as error:
@@ -391,10 +403,16 @@ def run_to_resume(args: argparse.Namespace) -> tuple[Path, Sweep, str, shard.Sha
 
 def nothing_selected(sweep: Sweep) -> str:
     """Why a sweep holds no configuration: what its backends implement against what was asked."""
-    offered = "; ".join(f"{name}: {', '.join(map(str, backend_class(name).variants))}" for name in sweep.backends)
+
+    def on_devices(variant) -> str:
+        return f"{variant} on {'/'.join(variant.devices)}"
+
+    offered = "; ".join(
+        f"{name}: {', '.join(map(on_devices, backend_class(name).variants))}" for name in sweep.backends
+    )
     return (
-        f"no configuration to run: no variant has a grad in {','.join(sweep.grads)} and a mode in"
-        f" {','.join(sweep.modes)} (variants: {offered})"
+        f"no configuration to run: no variant has a grad in {','.join(sweep.grads)}, a mode in"
+        f" {','.join(sweep.modes)} and exists on {','.join(sweep.devices)} (variants: {offered})"
     )
 
 
@@ -438,7 +456,14 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     if not configs:
         raise UsageError(nothing_selected(sweep))
     configs = shard.select_checked(configs, sweep, target)
-    environment = {"run_id": run_id, **fingerprint(sweep.threads)}
+    if args.devices is None and "gpu" not in sweep.devices:
+        console.print(
+            "arraybench: no GPU here (no /dev/nvidia* device, no GPU in nvidia-smi -L): GPU configurations left"
+            " out; ask for them with --devices cpu,gpu",
+            highlight=False,
+            soft_wrap=True,
+        )
+    environment = {"run_id": run_id, "schema_version": results.SCHEMA_VERSION, **fingerprint(sweep.threads)}
     if not args.no_probe:
         console.print("arraybench: probing the machine's bandwidth and arithmetic rate", highlight=False)
         environment["probe"] = probe(sweep.threads, environment, cpu_working_sets(configs))
@@ -446,7 +471,8 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     try:
         with runfolder.locked(folder):
             runfolder.write_json(folder / "environment.json", environment)
-            runfolder.write_json(folder / "sweep.json", shard.record(sweep, target, machine))
+            record = {"schema_version": results.SCHEMA_VERSION, **shard.record(sweep, target, machine)}
+            runfolder.write_json(folder / "sweep.json", record)
             return sweep_into(folder, sweep, run_id, configs, console, load_before, machine)
     except results.DiskFull as error:  # sweep_into reports its own: this is the metadata, before any row
         shutil.rmtree(folder, ignore_errors=True)  # made above, and holding no row
@@ -519,7 +545,7 @@ def sweep_into(
     if warning := load_warning(load, sweep.threads):
         console.print(warning, highlight=False, soft_wrap=True, markup=False)
     console.print(f"run folder: {folder}", highlight=False, soft_wrap=True)
-    return 0 if set(statuses) <= {"ok", "skipped"} else 1
+    return exitcodes.of_statuses(statuses)
 
 
 def checked(run: Run) -> Run:
@@ -572,7 +598,7 @@ def command_import(args: argparse.Namespace, console: Console) -> int:
     print_summary(results.read_csv(folder), console)
     counts = ", ".join(f"{statuses[s]} {s}" for s in results.STATUSES if statuses[s])
     console.print(f"imported {len(found)} benchmarks ({counts}) into {folder}", highlight=False)
-    return 0 if set(statuses) <= {"ok", "skipped"} else 1
+    return exitcodes.of_statuses(statuses)
 
 
 def command_runs(console: Console) -> int:
@@ -648,7 +674,7 @@ def command_list(console: Console) -> int:
             continue
         console.print(f"{name} {backend.version()}: devices here: {', '.join(backend.devices())}", markup=False)
         for variant in backend.variants:
-            for device in DEVICES:
+            for device in variant.devices:
                 reason = backend.unavailable_reason(variant, device)
                 console.print(f"  {variant} on {device}: {'can run' if reason is None else reason}", markup=False)
     return 0

@@ -7,6 +7,20 @@ from dataclasses import asdict, dataclass, field
 
 from backends.contract import DEVICES, DTYPES, FORMULATIONS, GRADS, MODES, Problem, Variant
 
+CODE_COLUMNS = ["backend", "grad", "mode", "formulation"]
+"""Which code: the backend and its variant's name (one line of a plot, one framework's variant in a table)."""
+PLACE_COLUMNS = ["device", "dtype"]
+"""Where and in what precision the code runs (with :data:`CODE_COLUMNS`: what one warm-up and one scaling
+fit cover, since each of these changes the compiled code)."""
+SIZE_COLUMNS = ["n", "iterations", "world"]
+"""The size of the problem, and how many devices it is spread over (1: one device)."""
+KEY_COLUMNS = [*CODE_COLUMNS, *PLACE_COLUMNS, *SIZE_COLUMNS]
+"""What identifies a configuration within a run (to resume it, to compare runs): the one definition, read by
+:attr:`Configuration.key`, every CSV's columns and every grouping of rows. Each is a field of
+:class:`Configuration`."""
+VARIANT_COLUMNS = [*CODE_COLUMNS, *PLACE_COLUMNS]
+"""The key without the size: a variant on one device in one dtype, across sizes."""
+
 
 @dataclass(frozen=True)
 class Configuration:
@@ -28,6 +42,7 @@ class Configuration:
 
     @property
     def variant(self) -> Variant:
+        """The variant by name only; its declaration is the backend's (``Backend.declaration``)."""
         return Variant(self.grad, self.mode, self.formulation)
 
     @property
@@ -36,11 +51,13 @@ class Configuration:
 
     @property
     def key(self) -> tuple:
-        """What identifies a configuration within a run (used to resume and to compare runs)."""
-        return (
-            self.backend, self.grad, self.mode, self.formulation, self.device, self.dtype, self.n, self.iterations,
-            self.world,
-        )  # fmt: skip
+        """The values of :data:`KEY_COLUMNS`, in their order."""
+        return tuple(getattr(self, column) for column in KEY_COLUMNS)
+
+    @property
+    def variant_key(self) -> tuple:
+        """The values of :data:`VARIANT_COLUMNS`: everything that changes the compiled code (the warm-up key)."""
+        return tuple(getattr(self, column) for column in VARIANT_COLUMNS)
 
     def label(self) -> str:
         world = f" world={self.world}" if self.world > 1 else ""
@@ -139,9 +156,10 @@ class Sweep:
     def configurations(self, variants: dict[str, tuple[Variant, ...]]) -> list[Configuration]:
         """The grid, in run order: grouped by (backend, device, world), then dtype, variant, size.
 
-        ``variants`` maps each backend to the variants it implements; combinations a backend does not
-        implement at all (NumPy has no autodiff, a variant not declared ``distributed`` has no world above 1)
-        are not configurations and are left out.
+        ``variants`` maps each backend to the variants it declares; combinations that do not exist (NumPy has
+        no autodiff; a variant on a device it is not declared for, such as NumPy on a GPU; a variant not declared
+        ``distributed`` at a world above 1) are not configurations and are left out. Whether a device is present
+        here is the worker's question.
         """
         return [
             Configuration(
@@ -163,7 +181,10 @@ class Sweep:
             for world in self.worlds
             for dtype in self.dtypes
             for v in variants[backend]
-            if v.grad in self.grads and v.mode in self.modes and v.formulation in self.formulations
-            if world == 1 or v.distributed
+            if device in v.devices
+            and v.grad in self.grads
+            and v.mode in self.modes
+            and v.formulation in self.formulations
+            and (world == 1 or v.distributed)
             for n, iterations in self.points
         ]

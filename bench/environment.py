@@ -102,6 +102,23 @@ def git_commit() -> str:
     return (commit + ("-dirty" if dirty else "")) or "unknown"
 
 
+def gpu_evidence() -> str | None:
+    """What shows a CUDA GPU here (a device file, or a GPU in ``nvidia-smi -L``), or ``None``: a check that imports
+    no framework, so that the runner stays free of them; whether a framework can use the GPU is each worker's
+    question (a ``skipped`` row with the reason when it cannot)."""
+    devices = sorted(str(p) for p in Path("/dev").glob("nvidia[0-9]*"))
+    if devices:
+        return devices[0]
+    if shutil.which("nvidia-smi"):
+        try:
+            listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if listing.strip():
+            return "nvidia-smi -L"
+    return None
+
+
 def host_name() -> str:
     return socket.gethostname().split(".")[0] or "host"
 

@@ -28,6 +28,7 @@ from rich.console import Console
 
 from backends.contract import TUTORIAL_SIZE
 from bench import results
+from bench.config import CODE_COLUMNS
 from bench.report import BASELINE_NAME, baseline_us
 from bench.report import FRAMEWORKS as FRAMEWORK_NAMES
 from bench.runs import Run, short_label, variant_label, variant_names
@@ -52,7 +53,7 @@ LEGEND_ENTRY_WIDTH = 2.5
 """Inches a legend entry takes at the small font size (marker and ``torch autodiff/jit-step``)."""
 
 
-VARIANT = ["backend", "grad", "mode", "formulation"]
+VARIANT = CODE_COLUMNS
 """The columns that name a variant (one line, one legend entry)."""
 
 
@@ -162,8 +163,6 @@ def floor_handle() -> Rectangle:
 
 def floor_lines(rows: pd.DataFrame) -> dict[tuple[str, str], pd.Series]:
     """The machine's floor (``floor_us``) against n for each (device, dtype) that has one."""
-    if "floor_us" not in rows:  # a run from before the probe
-        return {}
     known = rows.dropna(subset=["floor_us"])
     return {key: part.groupby("n")["floor_us"].min() for key, part in known.groupby(["device", "dtype"])}
 

@@ -14,7 +14,7 @@ from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 
-from bench import runfolder
+from bench import results, runfolder
 from bench.config import Configuration
 from bench.protocol import ProtocolError, Reply
 from bench.results import ResultsError
@@ -86,6 +86,7 @@ def write_run_folder(path: Path, data: dict, found: list[tuple[Configuration, Re
         workers[f"{config.backend}/{config.device}"] = reply.threads_used
     environment = {
         "run_id": run_id,
+        "schema_version": results.SCHEMA_VERSION,
         **machine.get("arraybench", {}),
         "workers": workers,
         "imported_from": str(Path(path).resolve()),

@@ -28,11 +28,13 @@ from rich.table import Table
 from rich.text import Text
 
 from bench import results
+from bench.config import CODE_COLUMNS
 from bench.runs import Run, short_label, variant_label, variant_names
-from bench.scaling import Crossover, crossover, crossovers, fit_variants
+from bench.scaling import FIT_COLUMNS, Crossover, crossover, crossovers, fit_variants
 
-BASELINE = ("numpy", "manual", "eager", "tutorial")
-"""The NumPy tutorial loop, against which speedups are given."""
+BASELINE_CODE = {"backend": "numpy", "grad": "manual", "mode": "eager", "formulation": "tutorial"}
+BASELINE = tuple(BASELINE_CODE[column] for column in CODE_COLUMNS)
+"""The NumPy tutorial loop, against which speedups are given: its values of :data:`bench.config.CODE_COLUMNS`."""
 BASELINE_NAME = variant_label(*BASELINE)
 FORMATS = ("table", "md", "csv", "html")
 MARKDOWN_COLUMNS = 8
@@ -296,9 +298,12 @@ def mark(row: pd.Series) -> str:
 
 
 def key_label(key: tuple) -> str:
-    """``backend grad/mode [tuned] device dtype`` of a :data:`bench.scaling.VARIANT_COLUMNS` key."""
-    *variant, device, dtype = key
-    return f"{variant_label(*variant)} {device} {dtype}"
+    """``backend grad/mode [tuned] device dtype [form]`` of a :data:`bench.scaling.FIT_COLUMNS` key (the form
+    in brackets where it is not just the formulation's name)."""
+    where = dict(zip(FIT_COLUMNS, key, strict=True))
+    label = f"{variant_label(*(where[c] for c in CODE_COLUMNS))} {where['device']} {where['dtype']}"
+    form = where["form"]
+    return label if form in ("", where["formulation"]) else f"{label} [{form}]"
 
 
 def short_variant(label: str) -> str:
@@ -572,13 +577,21 @@ def scaling_section(summary: pd.DataFrame, *, best_only: bool = False) -> Sectio
         label_columns=2,
     )
     for key, fit in fit_variants(summary).items():
-        if best_only and tuple(key) not in keep:
+        if best_only and tuple(key[:6]) not in keep:
             continue
-        *variant, device, dtype = key
-        section.rows.append([
-            short_label(variant_label(*variant)), f"{device} {dtype}", f"{size_text(fit.n_min)}-{size_text(fit.n_max)}",
-            significant(fit.overhead_us), significant(fit.per_element_ns), f"{fit.worst_rel:.1%}",
-        ])  # fmt: skip
+        where = dict(zip(FIT_COLUMNS, key, strict=True))
+        form = "" if where["form"] in ("", where["formulation"]) else f" [{where['form']}]"
+        name = short_label(variant_label(*(where[c] for c in CODE_COLUMNS))) + form
+        section.rows.append(
+            [
+                name,
+                f"{where['device']} {where['dtype']}",
+                f"{size_text(fit.n_min)}-{size_text(fit.n_max)}",
+                significant(fit.overhead_us),
+                significant(fit.per_element_ns),
+                f"{fit.worst_rel:.1%}",
+            ]
+        )
     if not section.rows:
         section.note = "No variant was measured at two sizes or more: nothing to fit."
     return section
@@ -614,13 +627,8 @@ def best_crossover_section(summary: pd.DataFrame) -> Section:
     ok = ok_rows(summary)
     fits = fit_variants(summary)
     best = best_variant_rows(ok)
-    keys = sorted(
-        {
-            k
-            for k in map(tuple, best[["backend", "grad", "mode", "formulation", "device", "dtype"]].to_numpy())
-            if k in fits
-        }
-    )
+    best_keys = set(map(tuple, best[["backend", "grad", "mode", "formulation", "device", "dtype"]].to_numpy()))
+    keys = sorted(k for k in fits if tuple(k[:6]) in best_keys)  # fit keys end in the form
     section = Section(
         "Crossovers between frameworks' best variants (from the scaling model)",
         ["dtype", "faster at large n", "than", "from"],

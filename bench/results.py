@@ -8,21 +8,43 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 import shutil
 from pathlib import Path
 
 import pandas as pd
 
-STATUSES = ("ok", "skipped", "failed", "mismatch", "timeout", "oom", "diverged")
+from bench.config import KEY_COLUMNS
+
+SCHEMA_VERSION = 3
+"""The version of the run folder's layout: its files and every column below. Written into environment.json and
+sweep.json as ``schema_version``; readers refuse a folder of another version (:func:`check_schema`). A folder
+written before versions existed counts as version 1. Whoever changes a column list changes it here and says so
+in their commit; the version moves once per landing that changes the layout, and ``results/example`` is
+regenerated then."""
+
+STATUSES = ("ok", "skipped", "expected-mismatch", "failed", "mismatch", "timeout", "oom", "diverged")
 """``ok``: timed and agrees with the reference. ``skipped``: not run here (reason says why).
-``failed``: crashed or raised. ``mismatch``: ran, but disagrees with the reference. ``timeout``: killed
-after ``--timeout`` seconds. ``oom``: ran out of memory. ``diverged``: the loss became NaN or infinite."""
+``expected-mismatch``: disagrees with the reference where and by no more than its backend declares
+(``backends.contract.Expected``; the reason says why). ``failed``: crashed or raised. ``mismatch``: ran, but
+disagrees with the reference unexpectedly (or beyond the declared bound). ``timeout``: killed after
+``--timeout`` seconds. ``oom``: ran out of memory. ``diverged``: the loss became NaN or infinite.
+``docs/statuses.md`` says what a user sees of each, and ``bench.exitcodes`` which leave the exit status 0."""
 
 CONFIG_COLUMNS = [
-    "run_id", "backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "learning_rate", "seed",
-    "threads", "world", "status", "reason", "backend_version", "host", "machine",
-]  # fmt: skip
+    "run_id",
+    *KEY_COLUMNS,
+    "form",
+    "learning_rate",
+    "seed",
+    "threads",
+    "status",
+    "reason",
+    "backend_version",
+    "host",
+    "machine",
+]
 """``host``: the host name the row was measured on; ``machine``: the name the user gave that machine
 (``--machine``, default the host name), the one fleets compare by (see bench/fleet.py)."""
 RAW_COLUMNS = [*CONFIG_COLUMNS, "process", "repeat", "start_seed", "iterations_timed", "seconds", "gpu_seconds"]
@@ -37,7 +59,9 @@ SUMMARY_COLUMNS = [
     "loss_rel_err", "check_power", "threads_used", "note", "floor_us", "x_floor", "gb_per_s", "allreduce_us",
     "local_us",
 ]  # fmt: skip
-"""``repeats``: timed repeats in all, over ``processes`` worker processes. ``cv``: the spread within a process,
+"""``form`` (every row): the code the variant ran, as it declares it for the row's device, dtype and size
+(``horner``, ``powers``, ``while-loop``, ``cuda-graph``, ...; see ``backends.contract.Form``).
+``repeats``: timed repeats in all, over ``processes`` worker processes. ``cv``: the spread within a process,
 ``process_cv``: the spread of the per-process medians (both NaN where there are too few to spread; see
 :func:`bench.stats.summarise`). ``ref_rel_err``, ``loss_rel_err``: the worst repeat's. ``check_power``: the
 error one missing iteration would show, over the tolerance (see :func:`bench.rows.check_power`); under 1 the
@@ -50,13 +74,8 @@ elsewhere. ``seconds`` and ``median_s`` (the host clock) stay the main figures.
 ``allreduce_us`` (one all-reduce of the five sums across the ``world`` devices, timed alone, in us) and
 ``local_us`` (the same variant on one device at n / world, us per iteration): ``us_per_iter`` is about their
 sum. Both are empty at world 1."""
-LOSS_COLUMNS = [
-    "run_id", "machine", "backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "world",
-    "iteration",
-    "loss", "reference_loss",
-]  # fmt: skip
-KEY_COLUMNS = ["backend", "grad", "mode", "formulation", "device", "dtype", "n", "iterations", "world"]
-"""What identifies a configuration within a run."""
+LOSS_COLUMNS = ["run_id", "machine", *KEY_COLUMNS, "iteration", "loss", "reference_loss"]
+"""``KEY_COLUMNS`` (what identifies a configuration within a run) is defined once, in :mod:`bench.config`."""
 
 TOLERANCE = {"float64": 1e-10, "float32": 2e-5}
 """Largest ``ref_rel_err`` (and relative loss error) that counts as agreeing with the exact reference.
@@ -84,10 +103,26 @@ class ResultsError(ValueError):
 
 
 def seconds_per_iteration(raw: pd.DataFrame) -> pd.Series:
-    """Each timed repeat of a raw.csv over the iterations it ran (a run from before ``iterations_timed``
-    timed every configuration over its ``iterations``)."""
-    timed = raw["iterations_timed"] if "iterations_timed" in raw else pd.Series(float("nan"), index=raw.index)
-    return raw["seconds"] / timed.fillna(raw["iterations"])
+    """Each timed repeat of a raw.csv over the iterations it ran."""
+    return raw["seconds"] / raw["iterations_timed"]
+
+
+def check_schema(folder: Path) -> None:
+    """Refuse a run folder whose environment.json names another :data:`SCHEMA_VERSION` (none: version 1), with
+    one line saying what to do; a folder without environment.json (a bare CSV) is read as it is."""
+    path = Path(folder) / "environment.json"
+    if not path.is_file():
+        return
+    try:
+        version = json.loads(path.read_text()).get("schema_version", 1)
+    except (ValueError, AttributeError) as error:
+        raise ResultsError(f"{path}: not readable JSON ({error})") from error
+    if version != SCHEMA_VERSION:
+        raise ResultsError(
+            f"{folder}: a run folder of schema version {version}, and this arraybench reads version"
+            f" {SCHEMA_VERSION}; run the sweep again with this version (python -m bench run), or read it with"
+            " the arraybench that wrote it"
+        )
 
 
 class DiskFull(OSError):

@@ -232,7 +232,7 @@ class Sweeper:
         processes = self.sweep.processes
         self.progress.start(config, f" (process {process + 1} of {processes})" if processes > 1 else "")
         earlier = self.replies.pop(config.key, [])
-        variant_key = (config.backend, config.variant, config.device, config.dtype)
+        variant_key = config.variant_key
         skip = host_shortfall(config) if process == 0 else None
         if process == 0 and variant_key in self.oom_at and config.n >= self.oom_at[variant_key]:
             skip = f"n={self.oom_at[variant_key]} of this variant already ran out of memory"

@@ -55,7 +55,9 @@ def load_run(text: str | None, results_dir: Path) -> Run:
         path = Path(text)
         if not path.exists():
             raise results.ResultsError(f"{path}: no such run folder or file")
-    return Run(path if path.is_dir() else path.parent, results.read_csv(path))
+    folder = path if path.is_dir() else path.parent
+    results.check_schema(folder)
+    return Run(folder, results.read_csv(path))
 
 
 def variant_label(backend: str, grad: str, mode: str, formulation: str = "tutorial") -> str:

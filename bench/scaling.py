@@ -1,7 +1,9 @@
 """The scaling model: time per iteration = overhead + n * per-element cost, and where variants cross.
 
-The fit. For one variant (backend, grad, mode, device, dtype), every ``ok`` configuration is a point
-(n, median microseconds per iteration); a size timed with several iteration counts gives several points.
+The fit. For one variant (backend, grad, mode, formulation, device, dtype) and one of its forms (the code it
+runs: a variant that switches code at some n, such as JAX's float32 tuned step, gets one fit per form, never one
+line across the switch), every ``ok`` configuration is a point (n, median microseconds per iteration); a size
+timed with several iteration counts gives several points.
 The model ``t(n) = overhead + n * per_element`` is fitted by least squares on *relative* residuals,
 ``sum(((overhead + n * per_element) - t) / t) ** 2``, which is ordinary weighted least squares with weights
 ``1 / t**2``, solved in closed form. Why this and not the alternatives:
@@ -30,8 +32,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-VARIANT_COLUMNS = ["backend", "grad", "mode", "formulation", "device", "dtype"]
-"""What identifies a variant across sizes (and what one scaling fit covers)."""
+from bench.config import CODE_COLUMNS, VARIANT_COLUMNS
+
+FIT_COLUMNS = [*VARIANT_COLUMNS, "form"]
+"""What one scaling fit covers: a variant on one device in one dtype, in one form."""
 
 
 @dataclass(frozen=True)
@@ -90,11 +94,11 @@ def _one_parameter(column: np.ndarray) -> float:
 
 
 def fit_variants(summary: pd.DataFrame) -> dict[tuple, ScalingFit]:
-    """A :class:`ScalingFit` per variant of the ``ok`` rows of ``summary``, keyed by :data:`VARIANT_COLUMNS`
-    values; variants measured at fewer than two sizes are left out."""
-    ok = summary[(summary["status"] == "ok") & (summary["us_per_iter"] > 0)]
+    """A :class:`ScalingFit` per variant and form of the ``ok`` rows of ``summary``, keyed by :data:`FIT_COLUMNS`
+    values; those measured at fewer than two sizes are left out."""
+    ok = summary[(summary["status"] == "ok") & (summary["us_per_iter"] > 0)].fillna({"form": ""})
     fits = {}
-    for key, rows in ok.groupby(VARIANT_COLUMNS, sort=True):
+    for key, rows in ok.groupby(FIT_COLUMNS, sort=True):
         if rows["n"].nunique() >= 2:
             fits[key] = fit_scaling(rows["n"].to_numpy(), rows["us_per_iter"].to_numpy())
     return fits
@@ -133,14 +137,23 @@ def crossover(x_key: tuple, x: ScalingFit, y_key: tuple, y: ScalingFit) -> Cross
 
 def crossovers(fits: dict[tuple, ScalingFit], baseline: tuple[str, ...]) -> list[Crossover]:
     """The crossovers worth reading: every variant against the ``baseline`` (backend, grad, mode, formulation)
-    on the CPU in the same dtype, and every GPU variant against the same variant on the CPU."""
+    on the CPU in the same dtype, and every GPU variant against the same variant on the CPU (each in every form
+    it was fitted in)."""
+    by_variant: dict[tuple, list[tuple]] = {}
+    for key in fits:
+        by_variant.setdefault(key[: len(VARIANT_COLUMNS)], []).append(key)
     found = []
     for key, fit in fits.items():
-        *variant, device, dtype = key
-        base = (*baseline, "cpu", dtype)
-        if key != base and base in fits:
-            found.append(crossover(key, fit, base, fits[base]))
-        cpu_twin = (*variant, "cpu", dtype)
-        if device != "cpu" and cpu_twin in fits:
-            found.append(crossover(key, fit, cpu_twin, fits[cpu_twin]))
+        where = dict(zip(FIT_COLUMNS, key, strict=True))
+        base = variant_of({**where, **dict(zip(CODE_COLUMNS, baseline, strict=True)), "device": "cpu"})
+        cpu_twin = variant_of({**where, "device": "cpu"})
+        against = [b for b in by_variant.get(base, []) if b != key]
+        if where["device"] != "cpu":
+            against += by_variant.get(cpu_twin, [])
+        found += [crossover(key, fit, other, fits[other]) for other in against]
     return found
+
+
+def variant_of(values: dict) -> tuple:
+    """The values of :data:`VARIANT_COLUMNS`, in order, from a dict holding them."""
+    return tuple(values[column] for column in VARIANT_COLUMNS)

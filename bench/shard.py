@@ -24,7 +24,7 @@ from bench.config import Configuration, Sweep
 SERIES_FIELDS = ("backend", "grad", "mode", "formulation", "device", "dtype")
 """What one series shares; its configurations differ in (n, iterations) only."""
 
-RECORD_FIELDS = ("sweep_id", "shard_index", "shard_count", "machine")
+RECORD_FIELDS = ("schema_version", "sweep_id", "shard_index", "shard_count", "machine")
 """What sweep.json records beside the sweep's own fields (see :func:`record`)."""
 
 

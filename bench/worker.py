@@ -59,6 +59,15 @@ def warm_up(backend: Backend, config: Configuration) -> float:
     return seconds / tiny.iterations
 
 
+def warm_up_once(warmed: dict[tuple, float], backend: Backend, config: Configuration) -> float:
+    """:func:`warm_up` of ``config``, unless a configuration of the same :attr:`Configuration.variant_key` (backend,
+    variant with its formulation, device, dtype: all that changes the compiled code) was warmed up already;
+    ``warmed`` keeps each key's seconds per iteration on the tiny problem."""
+    if config.variant_key not in warmed:
+        warmed[config.variant_key] = warm_up(backend, config)
+    return warmed[config.variant_key]
+
+
 def ran_reply(
     backend: Backend, measurement: Measurement, iterations_timed: int, seeds: list[int], notes: tuple[str, ...] = ()
 ) -> Reply:
@@ -89,9 +98,9 @@ class Worker:
     def __init__(self) -> None:
         self.backends: dict[str, Backend | str] = {}
         self.per_iteration_s: dict[tuple, float] = {}
-        """Seconds per iteration of each warmed-up (variant, device) on the tiny problem."""
+        """Seconds per iteration on the tiny problem of each warmed-up :attr:`Configuration.variant_key`."""
         self.timed_s: dict[tuple, dict[int, float]] = {}
-        """Seconds per iteration of each (variant, device, dtype), by n, for the sizes timed so far."""
+        """Seconds per iteration of each :attr:`Configuration.variant_key`, by n, for the sizes timed so far."""
 
     def backend(self, name: str) -> Backend | str:
         """The loaded backend, or the reason it cannot be loaded."""
@@ -117,7 +126,9 @@ class Worker:
         if isinstance(backend, str):
             return Reply(id=request.id, status="skipped", reason=backend)
         version = backend.version()
-        reason = backend.unavailable_reason(config.variant, config.device)
+        reason = backend.absent_reason(config.variant, config.device) or backend.unavailable_reason(
+            config.variant, config.device
+        )
         if reason:
             return Reply(id=request.id, status="skipped", reason=reason, backend_version=version)
         if config.world > 1:
@@ -126,9 +137,7 @@ class Worker:
         if free is not None and (reason := shortfall(config, free, f"{config.device} memory")):
             return Reply(id=request.id, status="skipped", reason=reason, backend_version=version)
         try:
-            warm_key = (config.variant, config.device)
-            if warm_key not in self.per_iteration_s:
-                self.per_iteration_s[warm_key] = warm_up(backend, config)
+            warm_up_once(self.per_iteration_s, backend, config)
             problem, notes = self.timed_problem(config, request)
             fit = backend.prepare(problem, config.variant, config.device)
             first_seed = config.seed if request.first_seed is None else request.first_seed
@@ -151,16 +160,16 @@ class Worker:
                 traceback=traceback.format_exc()[-2000:],
             )
         per_iteration_s = statistics.median(measurement.samples_s) / problem.iterations
-        self.timed_s.setdefault((config.variant, config.device, config.dtype), {})[config.n] = per_iteration_s
+        self.timed_s.setdefault(config.variant_key, {})[config.n] = per_iteration_s
         return ran_reply(backend, measurement, problem.iterations, seeds, notes)
 
     def estimated_per_iteration_s(self, config: Configuration) -> tuple[float, str]:
         """A cautious estimate of ``config``'s seconds per iteration, and where it comes from: the tiny fit's
         (overhead only, a floor at any size) or, if larger, the largest smaller size timed so far of the same
         variant scaled in proportion to n (an overestimate where overhead counts)."""
-        tiny = self.per_iteration_s[(config.variant, config.device)]
+        tiny = self.per_iteration_s[config.variant_key]
         estimate, source = tiny, f"a tiny fit took {tiny * 1e3:.3g} ms per iteration"
-        timed = self.timed_s.get((config.variant, config.device, config.dtype), {})
+        timed = self.timed_s.get(config.variant_key, {})
         smaller_n = max((n for n in timed if n < config.n), default=None)
         if smaller_n is not None and timed[smaller_n] * config.n / smaller_n > estimate:
             estimate = timed[smaller_n] * config.n / smaller_n

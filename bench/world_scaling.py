@@ -154,7 +154,7 @@ def crossover_section(summary: pd.DataFrame) -> Section:
             if (t1 := base.get((*key, row.n, row.iterations))) is not None and t1 > row.us_per_iter
         ]
         cells = [label(key), str(world), significant(allreduce)]
-        fit = fits.get(key)
+        fit = fits.get((*key, rows["form"].iloc[-1]))  # the one-device fit of the form these rows ran
         if fit is None or fit.per_element_ns <= 0:
             cells += ["- (one device timed at fewer than 2 sizes)", "-"]
         else:

@@ -21,7 +21,7 @@ from typing import NoReturn
 
 import pytest
 
-from backends import BackendUnavailable, load_backend
+from backends import BUILTIN, BackendUnavailable, backend_class, load_backend
 from backends.contract import Backend, Variant
 from bench.environment import gpus
 
@@ -63,6 +63,19 @@ def backend_or_skip(name: str) -> Backend:
     if isinstance(backend, str):
         skip_or_fail(backend, required=name in REQUIRED)
     return backend
+
+
+def declared_cases(names=tuple(BUILTIN), keep=lambda name, variant, device: True) -> list:
+    """A ``pytest.param(name, variant, device)`` (id ``name:variant:device``) for every variant of the backends
+    ``names`` on every device it is declared for (the declaration, never a list of exceptions here), where
+    ``keep`` says so; the GPU frameworks' ``gpu`` cases are marked ``gpu`` (:func:`device_marks`)."""
+    return [
+        pytest.param(name, variant, device, id=f"{name}:{variant}:{device}", marks=device_marks(name, device))
+        for name in names
+        for variant in backend_class(name).variants
+        for device in variant.devices
+        if keep(name, variant, device)
+    ]
 
 
 def runnable_or_skip(name: str, variant: Variant, device: str, *, declared: bool = False) -> Backend:

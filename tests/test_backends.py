@@ -8,19 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from backends import BUILTIN, backend_class
-from backends.contract import DEVICES, DTYPES, Problem, Variant
+from backends import backend_class
+from backends.contract import DTYPES, Problem, Variant
 from backends.reference import loss_relative_error, moments, reference_fit, relative_error
 from bench.results import TOLERANCE
-from tests.availability import device_marks, runnable_or_skip
-
-VARIANTS = [
-    pytest.param(name, v, device, id=f"{name}:{v}-{device}", marks=device_marks(name, device))
-    for name in BUILTIN
-    for v in backend_class(name).variants
-    for device in DEVICES
-]
-"""Every variant on every device; the GPU frameworks' ``gpu`` cases are marked ``gpu``."""
+from tests.availability import declared_cases, runnable_or_skip
 
 # Sizes and iteration counts that are not round numbers, so no accidental alignment hides an error.
 POINTS = [(777, 123), (3001, 500)]
@@ -28,7 +20,7 @@ POINTS = [(777, 123), (3001, 500)]
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("n", "iterations"), POINTS)
-@pytest.mark.parametrize(("name", "variant", "device"), VARIANTS)
+@pytest.mark.parametrize(("name", "variant", "device"), declared_cases())
 def test_fit_agrees_with_the_reference(name: str, variant: Variant, n: int, iterations: int, dtype: str, device: str):
     """Final weights, every logged loss and the final loss, within the dtype's tolerance (see TOLERANCE)."""
     backend = runnable_or_skip(name, variant, device)
@@ -62,20 +54,22 @@ def one_step_gradient(name: str, grad: str, mode: str, problem: Problem, device:
     return problem.initial_weights().astype(np.float64) - np.array(result.weights)
 
 
-AUTODIFF = [
-    pytest.param(name, v.mode, device, id=f"{name}:{v.mode}-{device}", marks=device_marks(name, device))
-    for name in BUILTIN
-    for v in backend_class(name).variants
-    if v.grad == "autodiff"
-    for device in DEVICES
-]
+def has_manual_twin(name: str, variant: Variant, device: str) -> bool:
+    """Whether ``variant`` is a tutorial autodiff variant whose manual twin exists on ``device`` too."""
+    twin = Variant("manual", variant.mode)
+    return (
+        variant.grad == "autodiff"
+        and variant.formulation == "tutorial"
+        and not backend_class(name).absent_reason(twin, device)
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize(("name", "mode", "device"), AUTODIFF)
-def test_manual_and_autodiff_gradients_agree(name: str, mode: str, seed: int, dtype: str, device: str) -> None:
+@pytest.mark.parametrize(("name", "variant", "device"), declared_cases(keep=has_manual_twin))
+def test_manual_and_autodiff_gradients_agree(name: str, variant: Variant, seed: int, dtype: str, device: str) -> None:
     """At random weights, the hand-written backward pass and the framework's autodiff give one gradient."""
+    mode = variant.mode
     problem = Problem(n=501, iterations=1, dtype=dtype, learning_rate=1.0, seed=seed)
     manual = one_step_gradient(name, "manual", mode, problem, device)
     autodiff = one_step_gradient(name, "autodiff", mode, problem, device)

@@ -68,9 +68,10 @@ def test_tiny_sweep_writes_every_file_with_the_documented_columns(tmp_path: Path
     assert list(raw.columns) == results.RAW_COLUMNS
     assert list(losses.columns) == results.LOSS_COLUMNS
 
-    # numpy manual/eager, jax manual/eager and manual/jit-loop, missing manual/eager: 4 variants
-    # x 2 devices x 4 (n, iterations) points; the CPU runs of numpy and jax are ok, everything else skipped.
-    assert len(summary) == 4 * 2 * 4
+    # numpy manual/eager and missing manual/eager (declared on the CPU only), jax manual/eager and manual/jit-loop
+    # (declared on both devices): 6 (variant, device) x 4 (n, iterations) points; the CPU runs of numpy and jax are
+    # ok, everything else skipped.
+    assert len(summary) == 6 * 4
     ok = summary[summary["status"] == "ok"]
     assert len(ok) == 3 * 4 and set(ok["device"]) == {"cpu"}
     assert (ok["ref_ok"]).all() and (ok["ref_rel_err"] <= results.TOLERANCE["float32"]).all()
@@ -93,7 +94,9 @@ def test_tiny_sweep_writes_every_file_with_the_documented_columns(tmp_path: Path
     [load] = environment["load_average"]
     assert len(load["before"]) == len(load["after"]) == 3  # 1-, 5- and 15-minute averages
     assert "numpy/cpu" in environment["workers"]
-    assert "status: 12 ok, 20 skipped" in printed
+    assert "status: 12 ok, 12 skipped" in printed
+    assert environment["schema_version"] == results.SCHEMA_VERSION
+    assert json.loads((out / "sweep.json").read_text())["schema_version"] == results.SCHEMA_VERSION
     assert printed.strip().splitlines()[-1] == f"run folder: {out}"
 
 
@@ -139,12 +142,12 @@ def test_affordable_iterations_on_known_numbers(
 def test_the_fit_estimate_is_the_tiny_fit_or_a_smaller_size_scaled_up() -> None:
     worker = Worker()
     config = Configuration("numpy", "manual", "eager", "cpu", "float64", 100_000, 200, None, 0, 1)
-    worker.per_iteration_s[config.variant, "cpu"] = 1e-5
+    worker.per_iteration_s[config.variant_key] = 1e-5
     assert worker.estimated_per_iteration_s(config) == (1e-5, "a tiny fit took 0.01 ms per iteration")
-    worker.timed_s[config.variant, "cpu", "float64"] = {1_000: 1e-4, 10_000: 1.5e-3, 1_000_000: 1.0}
+    worker.timed_s[config.variant_key] = {1_000: 1e-4, 10_000: 1.5e-3, 1_000_000: 1.0}
     estimate, source = worker.estimated_per_iteration_s(config)  # the largest smaller size, scaled up
     assert estimate == pytest.approx(1.5e-2) and source == "1.5 ms per iteration at n=10000, scaled to n=100000"
-    worker.timed_s[config.variant, "cpu", "float64"] = {10_000: 1e-8}  # the tiny fit's floor is larger
+    worker.timed_s[config.variant_key] = {10_000: 1e-8}  # the tiny fit's floor is larger
     assert worker.estimated_per_iteration_s(config)[0] == 1e-5
 
 

@@ -54,7 +54,8 @@ def write_run(
         status = (statuses or {}).get((backend, n), "ok")
         base = {
             "run_id": folder.name, "backend": backend, "grad": grad, "mode": mode, "formulation": "tutorial",
-            "device": "cpu", "dtype": "float64", "n": n, "iterations": ITERATIONS, "status": status,
+            "device": "cpu", "form": "tutorial", "dtype": "float64", "n": n, "iterations": ITERATIONS,
+            "iterations_timed": ITERATIONS, "status": status,
             "host": "synthetic", "reason": "" if status == "ok" else "synthetic failure",
         }  # fmt: skip
         samples = per_fit_seconds(backend, n) * (scale or {}).get(backend, 1.0) * noise
@@ -64,7 +65,7 @@ def write_run(
         if status == "ok":
             results.append_rows(folder, "raw", [{**base, "repeat": i, "seconds": s} for i, s in enumerate(samples)])
     if environment is not None:
-        (folder / "environment.json").write_text(json.dumps(environment))
+        (folder / "environment.json").write_text(json.dumps({"schema_version": results.SCHEMA_VERSION, **environment}))
     return folder
 
 

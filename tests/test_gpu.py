@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from backends import BackendUnavailable, backend_class, load_backend
-from backends.contract import DEVICES, DTYPES, FORMULATIONS, MODES, Backend, Fit, FitResult, Problem, Variant
+from backends.contract import DTYPES, FORMULATIONS, MODES, Backend, Fit, FitResult, Problem, Variant
 from backends.numpy_backend import NumpyBackend
 from backends.reference import loss_relative_error, reference_fit, relative_error
 from bench import gpu_check, memory, results
@@ -30,7 +30,7 @@ from bench.rows import rows_for
 from bench.runner import worker_environment
 from bench.timing import measure
 from bench.worker import Worker
-from tests.availability import GPU_BACKENDS, cupy_installed, device_marks, gpu_here, runnable_or_skip
+from tests.availability import GPU_BACKENDS, cupy_installed, declared_cases, gpu_here, runnable_or_skip
 
 SMALL = {"n": 1000, "iterations": 30, "log_interval": 10}
 """Three logged losses, and few enough iterations for JAX's op-by-op dispatch on a small CPU."""
@@ -42,23 +42,15 @@ def runnable(name: str, variant: Variant, device: str) -> Backend:
     return runnable_or_skip(name, variant, device, declared=True)
 
 
-NOT_ON_THE_CPU = {
-    ("torch", "jit-loop"): "CUDA graphs (see test_cuda_graph_variant_is_unavailable_on_the_cpu)",
-    ("cupy", "eager"): "CuPy is GPU-only",
-    ("torch", "jit-step"): "torch.compile on the CPU is tested in tests/test_backends.py",
-}
-"""(backend, mode) left out of the CPU cases here, and why."""
+def not_compiled_by_torch_on_the_cpu(name: str, variant: Variant, device: str) -> bool:
+    """Leaves out the CPU cases of ``torch.compile`` (declared as the variant's ``compiler``): each costs about
+    30 s on a small CPU, and tests/test_backends.py runs them."""
+    return device == "gpu" or variant.compiler != "torch.compile"
 
 
 def fit_cases() -> list:
-    """(backend, variant, device) for every variant of the GPU backends, on both devices."""
-    return [
-        pytest.param(name, variant, device, id=f"{name}-{variant}-{device}", marks=device_marks(name, device))
-        for name in GPU_BACKENDS
-        for variant in backend_class(name).variants
-        for device in DEVICES
-        if device == "gpu" or (name, variant.mode) not in NOT_ON_THE_CPU
-    ]
+    """(backend, variant, device) for every variant of the GPU backends, on every device it is declared for."""
+    return declared_cases(GPU_BACKENDS, keep=not_compiled_by_torch_on_the_cpu)
 
 
 def assert_matches_reference(result: FitResult, problem: Problem) -> None:
@@ -84,10 +76,14 @@ def test_fit_matches_reference_on_each_device(name: str, variant: Variant, devic
 
 
 @pytest.mark.parametrize("grad", ["manual", "autodiff"])
-def test_cuda_graph_variant_is_unavailable_on_the_cpu(grad: str) -> None:
-    torch_backend = runnable("torch", Variant(grad, "eager"), "cpu")
-    reason = torch_backend.unavailable_reason(Variant(grad, "jit-loop"), "cpu")
-    assert reason is not None and "CUDA graphs need a GPU" in reason
+def test_cuda_graph_variant_exists_on_the_gpu_only(grad: str) -> None:
+    """torch's tutorial jit-loop replays the whole fit as one captured CUDA graph: it is declared GPU-only, so it
+    is never planned on the CPU, and a request for it there is answered with the declaration's reason."""
+    torch_class = backend_class("torch")
+    declared = torch_class.declaration(Variant(grad, "jit-loop"))
+    assert declared.devices == ("gpu",) and declared.form("gpu", "float32", 1000) == "cuda-graph"
+    assert torch_class.absent_reason(Variant(grad, "jit-loop"), "cpu") == f"torch {grad}/jit-loop exists on gpu only"
+    assert torch_class.absent_reason(Variant(grad, "jit-loop"), "gpu") is None
 
 
 def static_fit_on_the_cpu(grad: str, problem: Problem, formulation: str = "tutorial"):
@@ -223,18 +219,19 @@ def test_without_cupy_the_backend_says_how_to_install_it() -> None:
 @pytest.mark.gpu
 def test_cupy_runs_on_the_gpu_only() -> None:
     backend = runnable("cupy", Variant("manual", "eager"), "gpu")
-    assert backend.unavailable_reason(Variant("manual", "eager"), "cpu") == "CuPy runs on a CUDA GPU only"
+    assert backend.absent_reason(Variant("manual", "eager"), "cpu") == "cupy manual/eager exists on gpu only"
 
 
 @pytest.mark.skipif(not cupy_installed() or gpu_here(), reason="needs CuPy installed on a machine without a GPU")
 def test_cupy_without_a_gpu_says_so() -> None:
     backend = load_backend("cupy")
-    assert backend.unavailable_reason(Variant("manual", "eager"), "cpu") == "CuPy runs on a CUDA GPU only"
+    assert backend.absent_reason(Variant("manual", "eager"), "cpu") == "cupy manual/eager exists on gpu only"
     assert "no CUDA GPU visible to CuPy" in backend.unavailable_reason(Variant("manual", "eager"), "gpu")
 
 
 def test_cupy_is_listed_without_importing_cupy() -> None:
     assert backend_class("cupy").variants == (Variant("manual", "eager"),)
+    assert backend_class("cupy").variants[0].devices == ("gpu",)
 
 
 # --- Timing, memory check, rows and environment: the runner's GPU plumbing, checked on any machine ----------

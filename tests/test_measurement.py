@@ -170,7 +170,7 @@ def test_explicit_sizes_or_iterations_run_as_asked_unless_a_fit_budget_is_given(
 def test_the_worker_does_not_shorten_a_loop_without_a_fit_budget_and_keeps_a_given_length() -> None:
     worker = Worker()
     config = config_of(n=1000, iterations=2000)
-    worker.per_iteration_s[config.variant, "cpu"] = 1.0  # one second an iteration: far over any budget
+    worker.per_iteration_s[config.variant_key] = 1.0  # one second an iteration: far over any budget
     request = Request(1, config, repeats=5, budget_s=1.0, min_repeats=4)
     assert worker.timed_problem(config, request)[0].iterations == 2000  # no fit budget
     problem, (note,) = worker.timed_problem(config, replace(request, fit_budget_s=10.0))

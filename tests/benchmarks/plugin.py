@@ -103,25 +103,10 @@ def group_name(config: Configuration) -> str:
     return f"{config.device} {config.dtype} n={config.n:,} iterations={config.iterations:,}"
 
 
-def expected_mismatch(config: Configuration) -> list[pytest.MarkDecorator]:
-    """An xfail mark for Numba's tutorial float32 accumulation beyond the size where it holds (declared by the
-    backend, :data:`backends.numba_backend.FLOAT32_SUMS_HOLD_UP_TO`): its disagreement is the point."""
-    if (config.backend, config.formulation, config.dtype) != ("numba", "tutorial", "float32"):
-        return []
-    from backends.numba_backend import FLOAT32_SUMS_HOLD_UP_TO
-
-    if config.n <= FLOAT32_SUMS_HOLD_UP_TO:
-        return []
-    return [pytest.mark.xfail(reason="plain float32 accumulation over this many elements misses the reference")]
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "fit_config" in metafunc.fixturenames:
         found = configurations(metafunc.config)
-        params = [
-            pytest.param(c, id=configuration_id(c), marks=[*expected_mismatch(c), *device_marks(c.backend, c.device)])
-            for c in found
-        ]
+        params = [pytest.param(c, id=configuration_id(c), marks=device_marks(c.backend, c.device)) for c in found]
         metafunc.parametrize("fit_config", params)
 
 
@@ -131,9 +116,9 @@ def fit_rounds(pytestconfig: pytest.Config) -> int:
 
 
 @pytest.fixture(scope="session")
-def warmed_variants() -> set[tuple]:
-    """The (backend, grad, mode, device, dtype) already run once on the worker's tiny warm-up problem."""
-    return set()
+def warmed_variants() -> dict[tuple, float]:
+    """The :attr:`bench.config.Configuration.variant_key` already warmed up (see bench.worker.warm_up_once)."""
+    return {}
 
 
 @pytest.fixture

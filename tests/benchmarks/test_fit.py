@@ -2,7 +2,8 @@
 
 Each benchmark follows the runner's timing rules (bench/timing.py) and checks its result as the runner does:
 
-1. the variant is warmed up once per session on the worker's tiny problem (bench.worker.warm_up);
+1. the variant is warmed up once per session on the worker's tiny problem, per backend, variant (with its
+   formulation), device and dtype, as in the worker (bench.worker.warm_up_once);
 2. ``prepare`` runs untimed;
 3. the first fit is timed on its own with bench.timing.timed_call, as ``first_call_s`` (it compiles), and is
    kept out of pytest-benchmark's statistics;
@@ -10,7 +11,8 @@ Each benchmark follows the runner's timing rules (bench/timing.py) and checks it
    warm-up rounds of its own);
 5. every round starts from its own initial weights (seed + round, set by pytest-benchmark's untimed ``setup``)
    and is checked against its own exact float64 reference (bench.rows.reference_check): a disagreement fails
-   the benchmark.
+   the benchmark, except an ``expected-mismatch`` (within the bound its backend declares), which is an xfail
+   with the declaration's reason.
 
 ``extra_info`` carries the configuration and the worker's reply (samples, first call, weights, losses,
 threads), from which ``python -m bench import-pytest-benchmark`` rebuilds the runner's CSV rows.
@@ -21,26 +23,25 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from backends.contract import Backend, FitResult
 from backends.reference import reference_fits
 from bench.config import Configuration
 from bench.rows import reference_check
 from bench.stats import summarise
 from bench.timing import Measurement, timed_call
-from bench.worker import ran_reply, warm_up
+from bench.worker import ran_reply, warm_up_once
 from tests.benchmarks.plugin import group_name
 
 
 def test_fit(
-    benchmark, fit_config: Configuration, fit_backend: Backend, fit_rounds: int, warmed_variants: set[tuple]
+    benchmark, fit_config: Configuration, fit_backend: Backend, fit_rounds: int, warmed_variants: dict[tuple, float]
 ) -> None:
     config, backend = fit_config, fit_backend
     benchmark.group = group_name(config)
     if benchmark.enabled:  # with --benchmark-disable (make test): no warm-up, one untimed fit, checked
-        warm_key = (config.backend, config.grad, config.mode, config.device, config.dtype)
-        if warm_key not in warmed_variants:
-            warm_up(backend, config)
-            warmed_variants.add(warm_key)
+        warm_up_once(warmed_variants, backend, config)
     fit = backend.prepare(config.problem, config.variant, config.device)
     if benchmark.enabled:
         first_call_s, _ = timed_call(fit)
@@ -61,7 +62,9 @@ def test_fit(
         reference_check(config, result, reference)
         for result, reference in zip(results, reference_fits(config.problem, starts), strict=True)
     ]
-    status, reason, rel_err, loss_err = next((c for c in checks if c[0] != "ok"), checks[0])
+    # the worst round's: an unexpected disagreement before an expected one
+    worst = {"ok": 0, "expected-mismatch": 1}
+    status, reason, rel_err, loss_err = max(checks, key=lambda check: worst.get(check[0], 2))
     if benchmark.enabled:
         samples_s = list(benchmark.stats.stats.data)
         benchmark.extra_info.update(
@@ -74,4 +77,6 @@ def test_fit(
                 "status": status,
             }
         )
+    if status == "expected-mismatch":
+        pytest.xfail(reason)  # declared by the backend (backends.contract.Expected), as the runner reads it
     assert status == "ok", reason
