@@ -32,7 +32,7 @@ REGRESSIONS = ("slower", "broken")
 CHANGED = ("faster", "slower", "broken")
 """The verdicts ``--only-changed`` shows."""
 UNMATCHED = ("only in old", "only in new", "not compared")
-IGNORED_ENVIRONMENT = ("run_id", "probe", "memory_available_gib")
+IGNORED_ENVIRONMENT = ("run_id", "probe", "memory_available_gib", "load_average")
 """environment.json fields that differ between any two runs of one machine and say nothing about it."""
 
 

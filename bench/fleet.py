@@ -17,7 +17,16 @@ from bench.report import Section, significant
 from bench.runs import Run, short_label, variant_names
 
 POINT = ["device", "dtype", "n", "iterations"]
-LEFT_OUT = ("run_id", "merged", "machines", "probe", "workers", "memory_available_gib", "threads_requested")
+LEFT_OUT = (
+    "run_id",
+    "merged",
+    "machines",
+    "probe",
+    "workers",
+    "memory_available_gib",
+    "threads_requested",
+    "load_average",
+)
 """Environment facts not compared: per-run bookkeeping, or figures shown elsewhere (the probe is the floor)."""
 
 
