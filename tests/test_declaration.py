@@ -13,7 +13,7 @@ from backends import BUILTIN, backend_class
 from backends.contract import DEVICES, DTYPES, Backend, Fit, Problem, Variant
 from backends.numpy_backend import fit_tutorial
 from bench import results, scaling
-from bench.config import KEY_COLUMNS, VARIANT_COLUMNS, Configuration, Sweep
+from bench.config import KEY_COLUMNS, SIZE_COLUMNS, VARIANT_COLUMNS, Configuration, Sweep
 from bench.protocol import Reply, Request
 from bench.rows import rows_for
 from bench.runfolder import done_keys
@@ -99,7 +99,7 @@ def test_the_key_is_built_from_key_columns_and_every_list_derives_from_it() -> N
     assert config.key == tuple(getattr(config, c) for c in KEY_COLUMNS)
     for columns in (results.CONFIG_COLUMNS, results.LOSS_COLUMNS, results.RAW_COLUMNS, results.SUMMARY_COLUMNS):
         assert [c for c in columns if c in KEY_COLUMNS] == KEY_COLUMNS
-    assert scaling.VARIANT_COLUMNS == VARIANT_COLUMNS == [c for c in KEY_COLUMNS if c not in ("n", "iterations")]
+    assert scaling.VARIANT_COLUMNS == VARIANT_COLUMNS == [c for c in KEY_COLUMNS if c not in SIZE_COLUMNS]
 
 
 def test_resume_finds_the_key_of_a_written_configuration(tmp_path: Path) -> None:
