@@ -151,13 +151,14 @@ def merge(folders: list[Path], out: Path) -> list[Part]:
     else:
         environment = {
             "run_id": run_id,
+            "schema_version": results.SCHEMA_VERSION,
             "git_commit": first.environment.get("git_commit", "unknown"),
             "machines": environments,
             "merged": shards,
         }
     record = shard.record(first.sweep, None, machines[0] if len(machines) == 1 else None)
     out.mkdir(parents=True)
-    (out / "sweep.json").write_text(json.dumps(record, indent=1))
+    (out / "sweep.json").write_text(json.dumps({"schema_version": results.SCHEMA_VERSION, **record}, indent=1))
     (out / "environment.json").write_text(json.dumps(environment, indent=1))
     for kind in results.FILES:
         frames = [results.read_csv(p.folder, kind, may_be_empty=True) for p in parts]

@@ -41,7 +41,8 @@ def write_fleet(folder: Path) -> Path:
         "fast": {**facts, "cpu_model": "Xeon 9", "hardware_id": "a"},
         "slow": {**facts, "cpu_model": "Atom 1", "hardware_id": "b"},
     }
-    (folder / "environment.json").write_text(json.dumps({"run_id": "merged", "machines": machines}))
+    environment = {"run_id": "merged", "schema_version": results.SCHEMA_VERSION, "machines": machines}
+    (folder / "environment.json").write_text(json.dumps(environment))
     return folder
 
 
