@@ -28,6 +28,7 @@ bench: $(INSTALLED)
 	if [ -s "$$out/summary.csv" ]; then \
 		$(PY) -m bench plot "$$out"; drawn=$$?; \
 		$(PY) -m bench report "$$out" --format md --out "$$out/report.md"; reported=$$?; \
+		echo "report: $$out/report.md"; \
 		$(PY) -m bench report "$$out" --format html; html=$$?; \
 		if [ $$status -eq 0 ]; then status=$$drawn; fi; \
 		if [ $$status -eq 0 ]; then status=$$reported; fi; \

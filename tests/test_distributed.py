@@ -240,8 +240,8 @@ def synthetic_summary() -> pd.DataFrame:
             local = 10 + n / world * 1e-3
             allreduce = 0.0 if world == 1 else 20.0 * world
             row = {c: math.nan for c in results.SUMMARY_COLUMNS}
-            row.update(backend="jax", grad="manual", mode="jit-loop", formulation="tuned", device="cpu",
-                       dtype="float64", n=n, iterations=100, world=world, threads=2, status="ok",
+            row.update(backend="jax", grad="manual", mode="jit-loop", formulation="tuned", form="horner-reduce",
+                       device="cpu", dtype="float64", n=n, iterations=100, world=world, threads=2, status="ok",
                        us_per_iter=local + allreduce, allreduce_us=allreduce if world > 1 else math.nan,
                        local_us=local if world > 1 else math.nan)  # fmt: skip
             rows.append(row)
