@@ -54,11 +54,11 @@ FLOAT32_SUMS_HOLD_UP_TO = 20_000
 reference within the float32 tolerance; beyond it the error of its sums grows with n (``docs/statuses.md`` and the
 commit that set these give the measured errors), the accuracy loss this variant exists to show."""
 
-FLOAT32_SUMS_AT_MOST = ((200_000, 2e-4), (2_000_000, 2.5e-3), (20_000_000, 0.1))
+FLOAT32_SUMS_AT_MOST = ((200_000, 2e-4), (2_000_000, 1e-2), (20_000_000, 0.1))
 """(n below, largest relative error predicted) of the float32 tutorial sums, decade by decade above
-:data:`FLOAT32_SUMS_HOLD_UP_TO`: about four times the serial kernel's worst measured error (the parallel kernel's
-per-thread sums are shorter, hence closer). Beyond the last n nothing is predicted: a disagreement there is a
-plain ``mismatch``."""
+:data:`FLOAT32_SUMS_HOLD_UP_TO`: about four times the serial kernel's worst measured error, in the weights or
+the losses, over the start seeds of a sweep's repeats (the parallel kernel's per-thread sums are shorter, hence
+closer). Beyond the last n nothing is predicted: a disagreement there is a plain ``mismatch``."""
 
 WHY = "plain float32 accumulation over n elements loses accuracy (the tutorial's loop, as a Numba user writes it)"
 
