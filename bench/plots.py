@@ -355,6 +355,7 @@ def plot_variants(ok: pd.DataFrame, folder: Path) -> list[Path]:
             axes = axes_grid[i][j]
             axes.set_title(f"{device}, {dtype}, {name}")
             for variant, line in part.groupby(VARIANT):
+                line = line.sort_values("n")  # one line from small n to large, whatever order the rows came in
                 axes.plot(line["n"], line["us_per_iter"], **style(*variant))
             log_axes(axes, "n (points fitted)", "median time per iteration (µs)")
             if (device, dtype) in floors:
