@@ -342,7 +342,8 @@ class TorchBackend(Backend):
         x_host, y_host = problem.x_and_y_block(*block_bounds(problem.n, shard.world, shard.process))
         x, y = torch.from_numpy(x_host).to(target), torch.from_numpy(y_host).to(target)
         powers = torch.stack([torch.ones_like(x), x, x * x, x * x * x])
-        run = self._eager_manual_sharded(x, y, powers, problem)
+        form = self.declaration(variant).form(device, problem.dtype, problem.n)
+        run = self._eager_manual_sharded(x, y, powers, problem, blas=form == "blas")
 
         def fit(start) -> FitResult:
             with torch.no_grad():
@@ -350,10 +351,10 @@ class TorchBackend(Backend):
 
         return Fit(fit, problem.initial_weights(), lambda w: torch.from_numpy(w).to(target))
 
-    def _eager_manual_sharded(self, x, y, powers, problem: Problem):
-        """:meth:`_eager_manual` on this rank's block, its loss and gradient sums all-reduced as one 5-vector."""
+    def _eager_manual_sharded(self, x, y, powers, problem: Problem, blas: bool):
+        """:meth:`_eager_manual` on this rank's block, its loss and gradient sums all-reduced as one 5-vector; ``blas``
+        as there, from the variant's declared form."""
         torch = self.torch
-        blas = x.dtype == torch.float64
         residual, products, gradient = torch.empty_like(x), torch.empty_like(powers), x.new_empty(4)
         total = x.new_empty(5)
         step = 2.0 * problem.lr
