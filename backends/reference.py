@@ -86,8 +86,9 @@ def streamed_moments(n: int, block: int = BLOCK) -> tuple[np.ndarray, np.ndarray
         y = np.sin(x)
         x2 = x * x
         x3 = x2 * x
-        for total, product in zip(sums, (x, x2, x3, x * x3, x2 * x2, x2 * x3, x3 * x3, y, x * y, x2 * y, x3 * y, y * y),
-                                  strict=True):  # fmt: skip
+        for total, product in zip(
+            sums, (x, x2, x3, x * x3, x2 * x2, x2 * x3, x3 * x3, y, x * y, x2 * y, x3 * y, y * y), strict=True
+        ):
             total.add(product)
     p1, p2, p3, p13, p22, p23, p33, v0, v1, v2, v3, s = (total.value() for total in sums)
     m = np.array([[float(n), p1, p2, p3], [p1, p2, p3, p13], [p2, p3, p22, p23], [p3, p13, p23, p33]])
@@ -113,9 +114,12 @@ def read_moments(path: Path, n: int) -> tuple[np.ndarray, np.ndarray, float] | N
 def write_moments(path: Path, n: int, m: np.ndarray, v: np.ndarray, s: float) -> None:
     """Store the moments of ``n`` exactly; written to a temporary file and renamed, so a reader never sees half."""
     data = {
-        "version": CACHE_VERSION, "n": n, "m": [[float(c).hex() for c in row] for row in m],
-        "v": [float(c).hex() for c in v], "s": float(s).hex(),
-    }  # fmt: skip
+        "version": CACHE_VERSION,
+        "n": n,
+        "m": [[float(c).hex() for c in row] for row in m],
+        "v": [float(c).hex() for c in v],
+        "s": float(s).hex(),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.tmp")
     partial.write_text(json.dumps(data, indent=1) + "\n")

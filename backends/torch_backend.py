@@ -177,7 +177,7 @@ class TorchBackend(Backend):
     def _run(self, x, y, initial, problem: Problem, variant: Variant, device: str) -> tuple[Callable, Any]:
         """The timed call of ``variant``, and its persistent output buffer (the CUDA graph's; else None)."""
         torch = self.torch
-        if variant.mode == "jit-step" or (variant.mode == "jit-loop" and variant.formulation == "tuned"):
+        if self.declaration(variant).compiler == "torch.compile":
             torch._dynamo.reset()
         if variant.formulation == "tuned":
             return self._prepare_tuned(x, y, initial, problem, variant, device)

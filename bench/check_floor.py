@@ -25,19 +25,32 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.config import CODE_COLUMNS
 from bench.runs import variant_label
 
 FULL_SIZES = (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 """The full preset's sizes (``bench.config.PRESETS["full"]``)."""
 
-RUN_OPTIONS = ("--formulations", "tuned", "--devices", "cpu", "--repeats", "5", "--processes", "1", "--budget", "2",
-               "--fit-budget", "0.4")  # fmt: skip
+RUN_OPTIONS = (
+    "--formulations",
+    "tuned",
+    "--devices",
+    "cpu",
+    "--repeats",
+    "5",
+    "--processes",
+    "1",
+    "--budget",
+    "2",
+    "--fit-budget",
+    "0.4",
+)
 """Five timed fits per configuration in one worker process (the bound needs no spread between processes)
 within 2 s, each fit's loop shortened to about 0.4 s (at 10^7 NumPy takes tens of milliseconds an
 iteration): the whole check takes a few minutes on 2 quiet cores."""
 
 
-COLUMNS = ["backend", "grad", "mode", "formulation"]
+COLUMNS = CODE_COLUMNS
 
 
 def iterations_for(n: int) -> int:
@@ -98,9 +111,22 @@ def run(args: argparse.Namespace, folder: Path) -> list[Path]:
     for iterations, sizes in groups.items():
         out = folder / f"it{iterations}"
         command = [
-            sys.executable, "-m", "bench", "run", "--backends", args.backends, "--dtypes", args.dtypes,
-            "--sizes", ",".join(map(str, sizes)), "--iterations", str(iterations), *RUN_OPTIONS, "--out", str(out),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "bench",
+            "run",
+            "--backends",
+            args.backends,
+            "--dtypes",
+            args.dtypes,
+            "--sizes",
+            ",".join(map(str, sizes)),
+            "--iterations",
+            str(iterations),
+            *RUN_OPTIONS,
+            "--out",
+            str(out),
+        ]
         before = load()
         print(f"check-floor: {before}; {' '.join(command[1:])}", flush=True)
         fresh = {**os.environ, "ARRAYBENCH_CACHE": str(folder / "probe-cache")}  # this run's probe, not a cached one

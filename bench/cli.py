@@ -154,9 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", help="cores and threads given to every framework (default: all)")
     run.add_argument("--worlds", help="comma-separated device counts to spread each distributed variant's fit over (1)")
     run.add_argument(
-        "--oversubscribe", action="store_true", default=None,
+        "--oversubscribe",
+        action="store_true",
+        default=None,
         help="run rank processes beyond the usable cores (default: such configurations are skipped)",
-    )  # fmt: skip
+    )
     run.add_argument("--seed", help="seed of the initial weights (0)")
     run.add_argument("--learning-rate", help="fixed learning rate (default: 1e-6 * 2000 / n)")
     run.add_argument(
@@ -212,9 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("old", help="the earlier run folder (or its summary.csv, or latest).")
     compare.add_argument("new", help="the later run folder (or its summary.csv, or latest).")
     compare.add_argument(
-        "--min-effect", "--threshold", dest="min_effect", default="0.05",
+        "--min-effect",
+        "--threshold",
+        dest="min_effect",
+        default="0.05",
         help="the least relative change of the median reported as a change (0.05)",
-    )  # fmt: skip
+    )
     compare.add_argument("--fdr", default="0.05", help="false discovery rate q of Benjamini-Hochberg (0.05)")
     compare.add_argument("--format", choices=COMPARE_FORMATS, default="table", help="table (terminal), md or json")
     compare.add_argument("--only-changed", action="store_true", help="show only the faster, slower and broken")
@@ -263,11 +268,15 @@ def command_submit(args: argparse.Namespace, run_options: list[str], console: Co
     from bench.submit import SubmitError, submit
 
     options = {
-        "out": args.out, "machine": args.machine, "partition": args.partition, "account": args.account,
+        "out": args.out,
+        "machine": args.machine,
+        "partition": args.partition,
+        "account": args.account,
         "time_min": whole_number(args.time, "--time", 1),
         "gpus_per_node": None if args.gpus_per_node is None else whole_number(args.gpus_per_node, "--gpus-per-node", 0),
-        "exclusive": not args.no_exclusive, "ray_address": args.ray_address,
-    }  # fmt: skip
+        "exclusive": not args.no_exclusive,
+        "ray_address": args.ray_address,
+    }
     count = whole_number(args.shards, "--shards", 1)
     if not run_options:
         raise UsageError("bench submit wants the bench run options after --, with --devices and --threads")
@@ -704,10 +713,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             q = fraction(args.fdr, "the false discovery rate")
             old, new = load_run(args.old, RESULTS_DIR), load_run(args.new, RESULTS_DIR)
             return command_compare(
-                old, new, min_effect=min_effect, q=q, form=args.format, only_changed=args.only_changed,
+                old,
+                new,
+                min_effect=min_effect,
+                q=q,
+                form=args.format,
+                only_changed=args.only_changed,
                 allow_different_machines=args.allow_different_machines,
-                fail_on_regression=args.fail_on_regression, console=console,
-            )  # fmt: skip
+                fail_on_regression=args.fail_on_regression,
+                console=console,
+            )
         if args.command == "import-pytest-benchmark":
             return command_import(args, console)
         if args.command == "submit":

@@ -151,9 +151,11 @@ def compare_runs(old: Run, new: Run, *, min_effect: float, q: float) -> pd.DataF
         if status_old == status_new == "ok":
             before, after = samples["old"][key], samples["new"][key]
             row |= {
-                "old_us": float(np.median(before)) * 1e6, "new_us": float(np.median(after)) * 1e6,
-                "old_samples": before.size, "new_samples": after.size,
-            }  # fmt: skip
+                "old_us": float(np.median(before)) * 1e6,
+                "new_us": float(np.median(after)) * 1e6,
+                "old_samples": before.size,
+                "new_samples": after.size,
+            }
             compared.append((len(rows), before, after))
         elif status_old is None or status_new is None:
             row["verdict"] = f"only in {'new' if status_old is None else 'old'}"
@@ -178,10 +180,14 @@ def geometric_means(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for backend, group in rated.groupby("backend", sort=True):
         counts = group["verdict"].value_counts()
-        rows.append({
-            "backend": backend, "geometric_mean": float(np.exp(np.log(group["ratio"]).mean())),
-            "configurations": len(group), **{v: int(counts.get(v, 0)) for v in ("faster", "slower", "no change")},
-        })  # fmt: skip
+        rows.append(
+            {
+                "backend": backend,
+                "geometric_mean": float(np.exp(np.log(group["ratio"]).mean())),
+                "configurations": len(group),
+                **{v: int(counts.get(v, 0)) for v in ("faster", "slower", "no change")},
+            }
+        )
     return pd.DataFrame(rows, columns=["backend", "geometric_mean", "configurations", "faster", "slower", "no change"])
 
 
@@ -203,10 +209,17 @@ def comparison_sections(table: pd.DataFrame, min_effect: float, q: float, only_c
             section.rows.append([*label, "", "", "", "", "", f"broken: {row['note']}"])
         else:
             p = "" if pd.isna(row["p_value"]) else f"{row['p_value']:.2g}"
-            section.rows.append([
-                *label, f"{row['old_us']:,.1f}", f"{row['new_us']:,.1f}", f"{row['ratio']:.3f}", p,
-                f"{row['old_samples']}/{row['new_samples']}", row["verdict"],
-            ])  # fmt: skip
+            section.rows.append(
+                [
+                    *label,
+                    f"{row['old_us']:,.1f}",
+                    f"{row['new_us']:,.1f}",
+                    f"{row['ratio']:.3f}",
+                    p,
+                    f"{row['old_samples']}/{row['new_samples']}",
+                    row["verdict"],
+                ]
+            )
         if row["verdict"] in REGRESSIONS:
             section.marked.add((len(section.rows) - 1, len(section.header) - 1))
     if not section.rows:
@@ -262,14 +275,27 @@ def command_compare(
     failing = fail_on_regression and regressed > 0
     if form == "json":
         shown = table[table["verdict"].isin(CHANGED)] if only_changed else table
-        print(json.dumps({
-            "old": str(old.folder), "new": str(new.folder), "min_effect": min_effect, "q": q,
-            "environment_differences": [dict(zip(("field", "old", "new"), d, strict=True)) for d in differences],
-            "notes": notes,
-            "configurations": [{k: as_json(v) for k, v in row.items()} for row in shown.to_dict(orient="records")],
-            "geometric_means": geometric_means(table).to_dict(orient="records"),
-            "counts": {str(k): int(v) for k, v in counts.items()}, "regressions": regressed,
-        }, indent=1))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "old": str(old.folder),
+                    "new": str(new.folder),
+                    "min_effect": min_effect,
+                    "q": q,
+                    "environment_differences": [
+                        dict(zip(("field", "old", "new"), d, strict=True)) for d in differences
+                    ],
+                    "notes": notes,
+                    "configurations": [
+                        {k: as_json(v) for k, v in row.items()} for row in shown.to_dict(orient="records")
+                    ],
+                    "geometric_means": geometric_means(table).to_dict(orient="records"),
+                    "counts": {str(k): int(v) for k, v in counts.items()},
+                    "regressions": regressed,
+                },
+                indent=1,
+            )
+        )
         return 1 if failing else 0
     sections = comparison_sections(table, min_effect, q, only_changed)
     lines = [f"old: {old.folder}", f"new: {new.folder}", *notes]

@@ -54,10 +54,20 @@ def sweeps(folder: Path, sizes: str | None) -> dict[str, list[str]]:
     common = ["run", "--preset", PRESET, *(["--sizes", sizes] if sizes else [])]
     return {
         "gpu": [*common, "--backends", GPU_BACKENDS, "--devices", "gpu", "--out", str(folder / "gpu")],
-        "cpu": [*common, "--backends", CPU_BACKENDS, "--devices", "cpu", "--modes", CPU_MODES,
-                "--formulations", CPU_FORMULATIONS,
-                "--out", str(folder / "cpu")],
-    }  # fmt: skip
+        "cpu": [
+            *common,
+            "--backends",
+            CPU_BACKENDS,
+            "--devices",
+            "cpu",
+            "--modes",
+            CPU_MODES,
+            "--formulations",
+            CPU_FORMULATIONS,
+            "--out",
+            str(folder / "cpu"),
+        ],
+    }
 
 
 def run_tests(require_gpu: bool) -> int:
@@ -67,8 +77,20 @@ def run_tests(require_gpu: bool) -> int:
         "ARRAYBENCH_REQUIRE_GPU": "1" if require_gpu else "0",
         "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
     }
-    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-m", "gpu",
-               "--benchmark-disable", "--fit-sizes=1000", "tests"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-rs",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "gpu",
+        "--benchmark-disable",
+        "--fit-sizes=1000",
+        "tests",
+    ]
     return subprocess.run(command, cwd=PROJECT_ROOT, env=env, check=False).returncode
 
 
@@ -88,9 +110,12 @@ def print_device_times(summary: pd.DataFrame, console: Console) -> None:
         table.add_column(column, justify="left" if column in ("variant", "dtype") else "right")
     for row in rows.itertuples():
         table.add_row(
-            variant_label(row.backend, row.grad, row.mode, row.formulation), row.dtype, f"{row.n:,}",
-            f"{row.us_per_iter:,.1f}", f"{row.us_per_iter * row.gpu_median_s / row.median_s:,.1f}",
-        )  # fmt: skip
+            variant_label(row.backend, row.grad, row.mode, row.formulation),
+            row.dtype,
+            f"{row.n:,}",
+            f"{row.us_per_iter:,.1f}",
+            f"{row.us_per_iter * row.gpu_median_s / row.median_s:,.1f}",
+        )
     console.print(table)
 
 
@@ -159,8 +184,18 @@ def best_by_device(summary: pd.DataFrame, gpu_read: dict[tuple[str, int], float]
 def print_best_by_device(best: pd.DataFrame, console: Console) -> None:
     """The table of :func:`best_by_device`: what the GPU buys at each point, and how far it is from its limit."""
     table = Table(title="Fastest on each device, us per iteration; GPU read floor = one read of x and y")
-    headers = ("dtype", "n", "iterations", "fastest on the CPU", "us", "fastest on the GPU", "us", "GPU speed-up",
-               "GPU read floor", "GPU x floor")  # fmt: skip
+    headers = (
+        "dtype",
+        "n",
+        "iterations",
+        "fastest on the CPU",
+        "us",
+        "fastest on the GPU",
+        "us",
+        "GPU speed-up",
+        "GPU read floor",
+        "GPU x floor",
+    )
     for header in headers:
         table.add_column(
             header, justify="left" if header in ("dtype", "fastest on the CPU", "fastest on the GPU") else "right"
@@ -171,10 +206,17 @@ def print_best_by_device(best: pd.DataFrame, console: Console) -> None:
 
     for row in best.itertuples():
         table.add_row(
-            row.dtype, f"{row.n:,}", f"{row.iterations:,}", str(row.cpu_best or "-"), cell(row.cpu_us),
-            str(row.gpu_best or "-"), cell(row.gpu_us), cell(row.gpu_speedup, speedup_text), cell(row.gpu_read_us),
+            row.dtype,
+            f"{row.n:,}",
+            f"{row.iterations:,}",
+            str(row.cpu_best or "-"),
+            cell(row.cpu_us),
+            str(row.gpu_best or "-"),
+            cell(row.gpu_us),
+            cell(row.gpu_speedup, speedup_text),
+            cell(row.gpu_read_us),
             cell(row.gpu_x_floor),
-        )  # fmt: skip
+        )
     console.print(table)
 
 
@@ -200,8 +242,11 @@ def main(argv: list[str] | None = None) -> int:
 
     found = gpus()
     if not found and not args.force:
-        print("gpu-check: no NVIDIA GPU here (nvidia-smi is missing or lists none); run it on a GPU machine, "
-              "or pass --force to try the check anyway", file=sys.stderr)  # fmt: skip
+        print(
+            "gpu-check: no NVIDIA GPU here (nvidia-smi is missing or lists none); run it on a GPU machine, "
+            "or pass --force to try the check anyway",
+            file=sys.stderr,
+        )
         return 2
     for gpu in found:
         console.print(f"GPU: {gpu}")

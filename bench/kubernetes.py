@@ -35,9 +35,14 @@ def render(shards: int, image: str, run_options: Sequence[str], name: str = "arr
     if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?", name):
         raise ValueError(f"{name!r} is not a Kubernetes name (lower-case letters, digits and '-')")
     return Template(TEMPLATE.read_text()).substitute(
-        NAME=name, SHARDS=shards, IMAGE=image, THREADS=threads_of(run_options), MEMORY=memory,
-        RUN_OPTIONS=shlex.join(run_options), RESULTS=f"/results/{name}",
-    )  # fmt: skip
+        NAME=name,
+        SHARDS=shards,
+        IMAGE=image,
+        THREADS=threads_of(run_options),
+        MEMORY=memory,
+        RUN_OPTIONS=shlex.join(run_options),
+        RESULTS=f"/results/{name}",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

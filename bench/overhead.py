@@ -45,8 +45,11 @@ def bare_samples(config: Configuration, repeats: int) -> list[float]:
     """Seconds of ``repeats`` fits timed by a bare loop in a fresh process, with the worker's environment."""
     done = subprocess.run(
         [sys.executable, "-c", BARE, json.dumps(config.to_dict()), str(repeats)],
-        env=worker_environment(config.threads), capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        env=worker_environment(config.threads),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

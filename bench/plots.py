@@ -219,9 +219,11 @@ def plot_first_call(ok: pd.DataFrame, folder: Path) -> Path:
     ok = ok.assign(variant=variant_names(ok))
     heights = {key: rows["variant"].nunique() for key, rows in ok.groupby(["device", "dtype"])}
     figure, grid = panels(
-        ok, "First call (warm-up: tracing, compiling, first touch) against a steady fit",
-        width=6.0, height=1.2 + 0.32 * max(heights.values()),
-    )  # fmt: skip
+        ok,
+        "First call (warm-up: tracing, compiling, first touch) against a steady fit",
+        width=6.0,
+        height=1.2 + 0.32 * max(heights.values()),
+    )
     for (device, dtype), rows in ok.groupby(["device", "dtype"]):
         n, iterations = representative(rows)
         rows = rows[(rows["n"] == n) & (rows["iterations"] == iterations)].sort_values("variant", ascending=False)
@@ -259,8 +261,14 @@ def plot_losses(losses: pd.DataFrame, folder: Path) -> Path:
             gap = (curve["loss"] - curve["reference_loss"]).abs() / curve["reference_loss"].abs()
             gap_axes.plot(curve["iteration"], gap.clip(lower=DEVIATION_FLOOR), **look)
         gap_axes.axhline(results.TOLERANCE[dtype], color="tab:red", linewidth=1)
-        gap_axes.annotate("tolerance", (0.02, results.TOLERANCE[dtype]), xycoords=("axes fraction", "data"),
-                          va="bottom", color="tab:red", fontsize="small")  # fmt: skip
+        gap_axes.annotate(
+            "tolerance",
+            (0.02, results.TOLERANCE[dtype]),
+            xycoords=("axes fraction", "data"),
+            va="bottom",
+            color="tab:red",
+            fontsize="small",
+        )
         loss_axes.set_title(f"{device}, {dtype}, n = {n:,}, {iterations:,} iterations")
         loss_axes.set_yscale("log")
         loss_axes.set_ylabel("loss (sum of squared errors)")
@@ -400,8 +408,12 @@ def plot_speedup_at_tutorial(ok: pd.DataFrame, folder: Path) -> Path | None:
                 chosen.append(("tutorial", plain))
         bars.setdefault((device, dtype), []).extend((backend, kind, row) for kind, row in chosen)
     most = max(len(v) for v in bars.values())
-    figure, grid = panels(at, f"Speedup over the NumPy tutorial loop at n = {point[0]:,}, {point[1]:,} iterations",
-                          width=6.4, height=1.4 + 0.36 * most)  # fmt: skip
+    figure, grid = panels(
+        at,
+        f"Speedup over the NumPy tutorial loop at n = {point[0]:,}, {point[1]:,} iterations",
+        width=6.4,
+        height=1.4 + 0.36 * most,
+    )
     for (device, dtype), found in bars.items():
         top = {b: max(r["speedup"] for b2, _, r in found if b2 == b) for b, _, _ in found}
         found.sort(key=lambda b: (top[b[0]], b[1] == "best"))  # frameworks by their best, its bars together
@@ -421,8 +433,13 @@ def plot_speedup_at_tutorial(ok: pd.DataFrame, folder: Path) -> Path | None:
         axes.grid(True, axis="x", which="both", alpha=0.3)
         axes.set_xlim(0.5, max(speedups) * 3)
     handles = [Rectangle((0, 0), 1, 1, color="0.3"), Rectangle((0, 0), 1, 1, color="0.3", alpha=0.45)]
-    figure.legend(handles, ["framework's fastest variant", "its fastest tutorial-formulation variant"],
-                  loc="outside lower center", ncols=2, fontsize="small")  # fmt: skip
+    figure.legend(
+        handles,
+        ["framework's fastest variant", "its fastest tutorial-formulation variant"],
+        loc="outside lower center",
+        ncols=2,
+        fontsize="small",
+    )
     return save(figure, folder, "speedup_at_tutorial.png")
 
 

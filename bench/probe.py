@@ -219,8 +219,11 @@ def probe(threads: int, facts: dict, working_sets: Iterable[int] = (), use_cache
     try:
         done = subprocess.run(
             [sys.executable, "-m", "bench.probe", str(threads), *map(str, sizes)],
-            capture_output=True, text=True, env=worker_environment(threads), timeout=TIMEOUT_S,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            env=worker_environment(threads),
+            timeout=TIMEOUT_S,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"the probe did not finish within {TIMEOUT_S:g} s"}
     if done.returncode != 0:

@@ -201,8 +201,9 @@ class MixKernel:
         self.engine = llvm.create_mcjit_compiler(module, machine)
         self.engine.finalize_object()
         scalar = ctypes.c_double if dtype == "float64" else ctypes.c_float
-        signature = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 4, ctypes.c_int64, ctypes.c_int64,
-                                     ctypes.c_void_p, *[scalar] * 4)  # fmt: skip
+        signature = ctypes.CFUNCTYPE(
+            None, *[ctypes.c_void_p] * 4, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, *[scalar] * 4
+        )
         self.function = signature(self.engine.get_function_address("mix"))  # ctypes releases the GIL
 
     def data(self) -> tuple:

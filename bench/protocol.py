@@ -179,9 +179,17 @@ class Reply:
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("id", "status")
     RAN: ClassVar[tuple[str, ...]] = (
-        "backend_version", "first_call_s", "samples_s", "iterations_timed", "note", "seeds", "weights",
-        "final_losses", "logged_losses", "threads_used",
-    )  # fmt: skip
+        "backend_version",
+        "first_call_s",
+        "samples_s",
+        "iterations_timed",
+        "note",
+        "seeds",
+        "weights",
+        "final_losses",
+        "logged_losses",
+        "threads_used",
+    )
     """The fields a ``ran`` reply must hold (the others have defaults that mean "none")."""
 
     def to_dict(self) -> dict[str, Any]:

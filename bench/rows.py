@@ -202,17 +202,27 @@ def rows_for(
         )
     errors = [(c[2], c[3]) for c in checks]
     summary = {
-        **base, "iterations_timed": timed.iterations, **stats,
+        **base,
+        "iterations_timed": timed.iterations,
+        **stats,
         "gpu_median_s": statistics.median(device_samples) if device_samples else math.nan,
-        "first_call_s": first.first_call_s, "compile_s": first.first_call_s - stats["median_s"],
-        "final_loss": result.final_loss, "a": a, "b": b, "c": c, "d": d,
-        "ref_rel_err": float(np.max([e[0] for e in errors])), "ref_ok": status == "ok",
-        "loss_rel_err": float(np.max([e[1] for e in errors])), "check_power": power,
-        "threads_used": first.threads_used, "note": "; ".join(notes),
+        "first_call_s": first.first_call_s,
+        "compile_s": first.first_call_s - stats["median_s"],
+        "final_loss": result.final_loss,
+        "a": a,
+        "b": b,
+        "c": c,
+        "d": d,
+        "ref_rel_err": float(np.max([e[0] for e in errors])),
+        "ref_ok": status == "ok",
+        "loss_rel_err": float(np.max([e[1] for e in errors])),
+        "check_power": power,
+        "threads_used": first.threads_used,
+        "note": "; ".join(notes),
         **roofline_columns(config, stats["us_per_iter"], probe),
         "allreduce_us": float(np.median([r.allreduce_us for r in replies])),
         "local_us": float(np.median([r.local_us for r in replies])),
-    }  # fmt: skip
+    }
     raw = [
         {
             **config_columns(config, run_id, host, check[0], check[1], version, machine),

@@ -75,9 +75,13 @@ class WorkerProcess:
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the worker)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bench.worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-            env=worker_environment(threads), text=True, start_new_session=True,
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            env=worker_environment(threads),
+            text=True,
+            start_new_session=True,
+        )
         self.replies: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self.cgroup = oomkill.memory_cgroup(self.process.pid)
@@ -238,13 +242,17 @@ class Sweeper:
             skip = f"n={self.oom_at[variant_key]} of this variant already ran out of memory"
         sweep = self.sweep
         request = Request(
-            next(self.request_ids), config, sweep.repeats, sweep.budget_s, sweep.fit_budget_s,
+            next(self.request_ids),
+            config,
+            sweep.repeats,
+            sweep.budget_s,
+            sweep.fit_budget_s,
             min_repeats=min(sweep.min_repeats, sweep.repeats),
             first_seed=config.seed + process * sweep.repeats,
             iterations_timed=earlier[0].iterations_timed if earlier else None,
             timeout_s=sweep.timeout_s,
             oversubscribe=sweep.oversubscribe,
-        )  # fmt: skip
+        )
         if skip:
             reply = Reply(id=request.id, status="skipped", reason=skip)
         else:

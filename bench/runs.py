@@ -12,6 +12,7 @@ import pandas as pd
 
 from backends.contract import Variant
 from bench import results
+from bench.config import CODE_COLUMNS
 
 LATEST = "latest"
 """The RUN argument that names the newest run folder under results/."""
@@ -74,7 +75,7 @@ def short_label(label: str) -> str:
 
 def variant_names(frame: pd.DataFrame) -> pd.Series:
     """The :func:`variant_label` of each row of a frame with backend, grad, mode and formulation columns."""
-    columns = frame[["backend", "grad", "mode", "formulation"]].itertuples(index=False, name=None)
+    columns = frame[CODE_COLUMNS].itertuples(index=False, name=None)
     return pd.Series([variant_label(*row) for row in columns], index=frame.index, dtype=object)
 
 

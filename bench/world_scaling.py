@@ -30,13 +30,25 @@ EFFICIENT = 0.9
 
 
 STRONG_HEADER = [
-    "variant", "n", "iterations", "world", "us per iter", "speedup", "efficiency", "allreduce us",
-    "1 device at n/world us", "model us",
-]  # fmt: skip
+    "variant",
+    "n",
+    "iterations",
+    "world",
+    "us per iter",
+    "speedup",
+    "efficiency",
+    "allreduce us",
+    "1 device at n/world us",
+    "model us",
+]
 CROSSOVER_HEADER = [
-    "variant", "world", "allreduce us", "faster than 1 device from n", f"{EFFICIENT:.0%} efficient from n",
+    "variant",
+    "world",
+    "allreduce us",
+    "faster than 1 device from n",
+    f"{EFFICIENT:.0%} efficient from n",
     "measured faster at n",
-]  # fmt: skip
+]
 
 
 def one_device(summary: pd.DataFrame) -> pd.DataFrame:
@@ -88,16 +100,25 @@ def strong_section(summary: pd.DataFrame) -> Section:
         key = tuple(key)
         t1 = base.get((*key, n, iterations))
         if t1 is not None:
-            section.rows.append([label(key), f"{n:,}", f"{iterations:,}", "1", significant(t1), "1.0x", "100%",
-                                 "-", "-", "-"])  # fmt: skip
+            section.rows.append(
+                [label(key), f"{n:,}", f"{iterations:,}", "1", significant(t1), "1.0x", "100%", "-", "-", "-"]
+            )
         for row in rows.sort_values("world").itertuples():
             speedup = t1 / row.us_per_iter if t1 is not None else float("nan")
-            section.rows.append([
-                label(key), f"{n:,}", f"{iterations:,}", str(row.world), significant(row.us_per_iter),
-                "-" if t1 is None else f"{speedup:.2f}x", "-" if t1 is None else f"{speedup / row.world:.0%}",
-                significant(row.allreduce_us), significant(row.local_us),
-                significant(row.local_us + row.allreduce_us),
-            ])  # fmt: skip
+            section.rows.append(
+                [
+                    label(key),
+                    f"{n:,}",
+                    f"{iterations:,}",
+                    str(row.world),
+                    significant(row.us_per_iter),
+                    "-" if t1 is None else f"{speedup:.2f}x",
+                    "-" if t1 is None else f"{speedup / row.world:.0%}",
+                    significant(row.allreduce_us),
+                    significant(row.local_us),
+                    significant(row.local_us + row.allreduce_us),
+                ]
+            )
     return section
 
 
@@ -118,10 +139,18 @@ def weak_section(summary: pd.DataFrame) -> Section:
         t1, source = base.get((*key, per_device, row.iterations)), "world-1 row"
         if t1 is None:
             t1, source = row.local_us, "the group"
-        section.rows.append([
-            label(key), f"{per_device:,}", str(row.world), f"{row.n:,}", significant(row.us_per_iter),
-            significant(t1), f"{t1 / row.us_per_iter:.0%}", source,
-        ])  # fmt: skip
+        section.rows.append(
+            [
+                label(key),
+                f"{per_device:,}",
+                str(row.world),
+                f"{row.n:,}",
+                significant(row.us_per_iter),
+                significant(t1),
+                f"{t1 / row.us_per_iter:.0%}",
+                source,
+            ]
+        )
     return section
 
 

@@ -66,9 +66,12 @@ def test_the_answer_ranks_frameworks_and_says_whether_the_lead_is_real(tmp_path:
     [section] = answer_sections(run.summary, run.read("raw"))
     assert section.title.startswith("The answer, cpu float64")
     assert [row[0] for row in section.rows] == [
-        "numba jit-loop tuned", "torch jit-loop tuned", "numpy eager", "lead over the runner-up",
+        "numba jit-loop tuned",
+        "torch jit-loop tuned",
+        "numpy eager",
+        "lead over the runner-up",
         "floor (winner's x_floor)",
-    ]  # fmt: skip
+    ]
     numba, torch, numpy, lead, floor = section.rows
     assert numba[1:] == ["2.00 us", "20.0 us", "200 us"]
     assert torch[1:3] == ["2.0x", "2.0x"] and numpy[1:] == ["50x", "50x", "50x"]
@@ -96,9 +99,11 @@ def many_sizes() -> dict[tuple, float]:
     us = {}
     for n in (100 * 2**k for k in range(12)):
         for backend, grad, mode, formulation in (
-            ("numba", "manual", "jit-loop-parallel", "tuned"), ("torch", "autodiff", "jit-loop", "tuned"),
-            ("jax", "autodiff", "jit-step", "tuned"), ("numpy", "manual", "eager", "tutorial"),
-        ):  # fmt: skip
+            ("numba", "manual", "jit-loop-parallel", "tuned"),
+            ("torch", "autodiff", "jit-loop", "tuned"),
+            ("jax", "autodiff", "jit-step", "tuned"),
+            ("numpy", "manual", "eager", "tutorial"),
+        ):
             us[(backend, grad, mode, formulation, n)] = n * {"numba": 1, "torch": 3, "jax": 7, "numpy": 1234}[backend]
     return us
 
@@ -145,9 +150,11 @@ def figures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object
     us = {}
     for n in SIZES:
         for i, (grad, mode, formulation) in enumerate(
-            (g, m, f) for g in ("manual", "autodiff") for m in ("eager", "jit-step", "jit-loop")
+            (g, m, f)
+            for g in ("manual", "autodiff")
+            for m in ("eager", "jit-step", "jit-loop")
             for f in ("tutorial", "tuned")
-        ):  # fmt: skip
+        ):
             us[("torch", grad, mode, formulation, n)] = n / 100 * (1 + i)
             us[("jax", grad, mode, formulation, n)] = n / 90 * (1 + i)
         for mode in ("jit-loop", "jit-loop-parallel"):

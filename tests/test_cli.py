@@ -54,9 +54,31 @@ def test_sizes_accept_readable_spellings(tmp_path: Path) -> None:
 def test_tiny_sweep_writes_every_file_with_the_documented_columns(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("ARRAYBENCH_BACKENDS", "tests.missing_backend:MissingFramework")
     out = tmp_path / "run"
-    argv = ["run", "--backends", "numpy,jax,missing", "--grads", "manual", "--modes", "eager,jit-loop",
-            "--formulations", "tutorial", "--devices", "cpu,gpu", "--dtypes", "float32", "--sizes", "100,300",
-            "--iterations", "100,200", "--repeats", "2", "--budget", "100", "--out", str(out)]  # fmt: skip
+    argv = [
+        "run",
+        "--backends",
+        "numpy,jax,missing",
+        "--grads",
+        "manual",
+        "--modes",
+        "eager,jit-loop",
+        "--formulations",
+        "tutorial",
+        "--devices",
+        "cpu,gpu",
+        "--dtypes",
+        "float32",
+        "--sizes",
+        "100,300",
+        "--iterations",
+        "100,200",
+        "--repeats",
+        "2",
+        "--budget",
+        "100",
+        "--out",
+        str(out),
+    ]
     status = main(argv)
     printed = capsys.readouterr().out
     assert status == 0, printed
@@ -153,9 +175,28 @@ def test_the_fit_estimate_is_the_tiny_fit_or_a_smaller_size_scaled_up() -> None:
 
 def test_a_fit_over_the_fit_budget_is_timed_over_fewer_iterations(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    argv = ["run", "--backends", "numpy", "--formulations", "tutorial", "--devices", "cpu", "--dtypes", "float64",
-            "--sizes", "1000", "--iterations", "1000", "--repeats", "2", "--fit-budget", "1e-6", "--no-probe",
-            "--out", str(out)]  # fmt: skip
+    argv = [
+        "run",
+        "--backends",
+        "numpy",
+        "--formulations",
+        "tutorial",
+        "--devices",
+        "cpu",
+        "--dtypes",
+        "float64",
+        "--sizes",
+        "1000",
+        "--iterations",
+        "1000",
+        "--repeats",
+        "2",
+        "--fit-budget",
+        "1e-6",
+        "--no-probe",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     row = results.read_csv(out, "summary").iloc[0]
     assert row["status"] == "ok" and row["iterations"] == 1000 and row["iterations_timed"] == 100

@@ -28,9 +28,15 @@ CONFIGURATIONS = [
 ]
 """Eight configurations, four per framework."""
 ENVIRONMENT = {
-    "run_id": "synthetic", "host": "alpha", "cpu_model": "Example CPU 9000", "logical_cores": 2, "gpus": [],
-    "packages": {"numpy": "2.4.6", "jax": "0.10.2"}, "threads_requested": 2, "probe": {"seconds": 3.0},
-}  # fmt: skip
+    "run_id": "synthetic",
+    "host": "alpha",
+    "cpu_model": "Example CPU 9000",
+    "logical_cores": 2,
+    "gpus": [],
+    "packages": {"numpy": "2.4.6", "jax": "0.10.2"},
+    "threads_requested": 2,
+    "probe": {"seconds": 3.0},
+}
 
 
 def per_fit_seconds(backend: str, n: int) -> float:
@@ -53,11 +59,21 @@ def write_run(
     for backend, grad, mode, n in only or CONFIGURATIONS:
         status = (statuses or {}).get((backend, n), "ok")
         base = {
-            "run_id": folder.name, "backend": backend, "grad": grad, "mode": mode, "formulation": "tutorial",
-            "device": "cpu", "form": "tutorial", "dtype": "float64", "n": n, "iterations": ITERATIONS,
-            "iterations_timed": ITERATIONS, "status": status,
-            "host": "synthetic", "reason": "" if status == "ok" else "synthetic failure",
-        }  # fmt: skip
+            "run_id": folder.name,
+            "backend": backend,
+            "grad": grad,
+            "mode": mode,
+            "formulation": "tutorial",
+            "device": "cpu",
+            "form": "tutorial",
+            "dtype": "float64",
+            "n": n,
+            "iterations": ITERATIONS,
+            "iterations_timed": ITERATIONS,
+            "status": status,
+            "host": "synthetic",
+            "reason": "" if status == "ok" else "synthetic failure",
+        }
         samples = per_fit_seconds(backend, n) * (scale or {}).get(backend, 1.0) * noise
         median = float(np.median(samples))
         summary = {**base, "repeats": len(samples), "median_s": median, "us_per_iter": median / ITERATIONS * 1e6}
@@ -256,9 +272,12 @@ def test_raw_csv_of_another_run_is_refused(run: Path, tmp_path: Path, capsys: py
 
 @pytest.mark.parametrize(
     ("option", "message"),
-    [("--threshold", "the minimum effect must be a fraction"), ("--min-effect", "the minimum effect must be"),
-     ("--fdr", "the false discovery rate must be a fraction")],
-)  # fmt: skip
+    [
+        ("--threshold", "the minimum effect must be a fraction"),
+        ("--min-effect", "the minimum effect must be"),
+        ("--fdr", "the false discovery rate must be a fraction"),
+    ],
+)
 def test_bad_numbers_are_refused(run: Path, capsys: pytest.CaptureFixture, option: str, message: str) -> None:
     code, out, err = run_cli("compare", str(run), str(run), option, "10%", capsys=capsys)
     assert code == 2 and out == "" and message in err and err.count("\n") == 1

@@ -249,8 +249,24 @@ def test_the_default_devices_are_those_present_here(gpu_here) -> None:
 def test_a_run_says_when_it_leaves_the_gpu_out(gpu_here, tmp_path: Path, capsys) -> None:
     from bench.cli import main
 
-    argv = ["run", "--backends", "numpy", "--formulations", "tutorial", "--dtypes", "float64", "--sizes", "100",
-            "--iterations", "100", "--repeats", "1", "--no-probe", "--out", str(tmp_path / "run")]  # fmt: skip
+    argv = [
+        "run",
+        "--backends",
+        "numpy",
+        "--formulations",
+        "tutorial",
+        "--dtypes",
+        "float64",
+        "--sizes",
+        "100",
+        "--iterations",
+        "100",
+        "--repeats",
+        "1",
+        "--no-probe",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert main(argv) == 0
     left_out = [line for line in capsys.readouterr().out.splitlines() if "GPU configurations left out" in line]
     assert len(left_out) == (0 if gpu_here else 1)

@@ -79,8 +79,17 @@ def test_worlds_option_is_checked(capsys) -> None:
 
 def test_runs_before_the_world_axis_read_as_world_1(tmp_path: Path) -> None:
     row = {c: "" for c in results.SUMMARY_COLUMNS if c not in results.ADDED_COLUMNS}
-    row.update(backend="numpy", grad="manual", mode="eager", formulation="tutorial", device="cpu", dtype="float64",
-               n=1000, iterations=10, status="ok")  # fmt: skip
+    row.update(
+        backend="numpy",
+        grad="manual",
+        mode="eager",
+        formulation="tutorial",
+        device="cpu",
+        dtype="float64",
+        n=1000,
+        iterations=10,
+        status="ok",
+    )
     pd.DataFrame([row]).to_csv(tmp_path / "summary.csv", index=False)
     summary = results.read_csv(tmp_path / "summary.csv")
     assert summary["world"].tolist() == [1] and summary["allreduce_us"].isna().all()
@@ -142,8 +151,20 @@ def test_torch_calls_all_reduce_once_per_iteration(monkeypatch) -> None:
 
 def bench_run(tmp_path: Path, name: str, *args: str, env: dict | None = None) -> pd.DataFrame:
     folder = tmp_path / name
-    command = [sys.executable, "-m", "bench", "run", "--devices", "cpu", "--repeats", "1", "--no-probe",
-               "--out", str(folder), *args]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "bench",
+        "run",
+        "--devices",
+        "cpu",
+        "--repeats",
+        "1",
+        "--no-probe",
+        "--out",
+        str(folder),
+        *args,
+    ]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert (folder / "summary.csv").is_file(), done.stdout[-3000:] + done.stderr[-3000:]
     return results.read_csv(folder / "summary.csv")
@@ -155,8 +176,21 @@ GRID = ("--sizes", str(N), "--iterations", str(ITERATIONS), "--dtypes", "float32
 @pytest.mark.slow
 def test_jax_across_1_2_and_4_host_devices_agrees_with_the_reference(tmp_path: Path) -> None:
     pytest.importorskip("jax")
-    summary = bench_run(tmp_path, "jax", "--backends", "jax", "--worlds", "1,2,4", "--modes", "jit-loop",
-                        "--formulations", "tuned", "--grads", "manual", *GRID)  # fmt: skip
+    summary = bench_run(
+        tmp_path,
+        "jax",
+        "--backends",
+        "jax",
+        "--worlds",
+        "1,2,4",
+        "--modes",
+        "jit-loop",
+        "--formulations",
+        "tuned",
+        "--grads",
+        "manual",
+        *GRID,
+    )
     assert sorted(zip(summary["world"], summary["dtype"], summary["status"], strict=True)) == [
         (w, dtype, "ok") for w in (1, 2, 4) for dtype in ("float32", "float64")
     ], summary[["world", "dtype", "status", "reason"]].to_string()
@@ -168,8 +202,23 @@ def test_jax_across_1_2_and_4_host_devices_agrees_with_the_reference(tmp_path: P
 @pytest.mark.slow
 def test_torch_gloo_ranks_agree_with_the_reference_and_skip_beyond_the_cores(tmp_path: Path) -> None:
     pytest.importorskip("torch")
-    summary = bench_run(tmp_path, "torch", "--backends", "torch", "--worlds", "1,2,4", "--modes", "eager",
-                        "--formulations", "tuned", "--grads", "manual", "--threads", "2", *GRID)  # fmt: skip
+    summary = bench_run(
+        tmp_path,
+        "torch",
+        "--backends",
+        "torch",
+        "--worlds",
+        "1,2,4",
+        "--modes",
+        "eager",
+        "--formulations",
+        "tuned",
+        "--grads",
+        "manual",
+        "--threads",
+        "2",
+        *GRID,
+    )
     table = summary[["world", "dtype", "status", "reason"]].to_string()
     by_world = summary.groupby("world")["status"].agg(set).to_dict()
     assert by_world[1] == {"ok"} and by_world[2] == {"ok"}, table
@@ -221,9 +270,23 @@ def test_a_dead_or_hung_rank_ends_its_group_and_the_sweep_goes_on(
 ) -> None:
     pytest.importorskip("torch")
     tag = uuid.uuid4().hex
-    summary = bench_run(tmp_path, "faulty", "--backends", "faulty", "--worlds", "2", "--sizes", f"{n},44",
-                        "--iterations", "137", "--dtypes", "float64", "--timeout", "20",
-                        env=faulty_environment(tag))  # fmt: skip
+    summary = bench_run(
+        tmp_path,
+        "faulty",
+        "--backends",
+        "faulty",
+        "--worlds",
+        "2",
+        "--sizes",
+        f"{n},44",
+        "--iterations",
+        "137",
+        "--dtypes",
+        "float64",
+        "--timeout",
+        "20",
+        env=faulty_environment(tag),
+    )
     rows = summary.set_index("n")
     assert rows.loc[n, "status"] == status and words in rows.loc[n, "reason"], rows.loc[n, "reason"]
     if status == "timeout":
@@ -240,10 +303,23 @@ def synthetic_summary() -> pd.DataFrame:
             local = 10 + n / world * 1e-3
             allreduce = 0.0 if world == 1 else 20.0 * world
             row = {c: math.nan for c in results.SUMMARY_COLUMNS}
-            row.update(backend="jax", grad="manual", mode="jit-loop", formulation="tuned", form="horner-reduce",
-                       device="cpu", dtype="float64", n=n, iterations=100, world=world, threads=2, status="ok",
-                       us_per_iter=local + allreduce, allreduce_us=allreduce if world > 1 else math.nan,
-                       local_us=local if world > 1 else math.nan)  # fmt: skip
+            row.update(
+                backend="jax",
+                grad="manual",
+                mode="jit-loop",
+                formulation="tuned",
+                form="horner-reduce",
+                device="cpu",
+                dtype="float64",
+                n=n,
+                iterations=100,
+                world=world,
+                threads=2,
+                status="ok",
+                us_per_iter=local + allreduce,
+                allreduce_us=allreduce if world > 1 else math.nan,
+                local_us=local if world > 1 else math.nan,
+            )
             rows.append(row)
     return pd.DataFrame(rows)
 

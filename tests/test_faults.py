@@ -91,8 +91,20 @@ def test_an_unwritable_output_is_one_line_exit_2_before_any_work(unwritable_out,
     home.mkdir()
     env = {k: v for k, v in environment(backends=None).items() if k != "ARRAYBENCH_CACHE"} | {"HOME": str(home)}
     before = files_under(tmp_path)
-    command = [sys.executable, "-m", "bench", "run", "--backends", "numpy", "--sizes", "16", "--iterations", "10",
-               "--out", str(out)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "bench",
+        "run",
+        "--backends",
+        "numpy",
+        "--sizes",
+        "16",
+        "--iterations",
+        "10",
+        "--out",
+        str(out),
+    ]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     err = one_line_error(done, 2)
     assert message in err and done.stdout == ""
@@ -234,8 +246,11 @@ def no_raw_rows(folder: Path) -> str:
 
 
 TAMPERED = {
-    "another run": foreign_run, "another sweep": foreign_sweep, "a key twice": twice, "no raw rows": no_raw_rows,
-}  # fmt: skip
+    "another run": foreign_run,
+    "another sweep": foreign_sweep,
+    "a key twice": twice,
+    "no raw rows": no_raw_rows,
+}
 
 
 @pytest.mark.slow
@@ -294,15 +309,32 @@ def memory_cgroup() -> Iterator[Path]:
 @pytest.mark.slow
 def test_a_worker_the_oom_killer_ends_is_oom_with_the_evidence_and_larger_sizes_are_skipped(tmp_path, memory_cgroup):
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "bench", "run", "--backends", "faulty", "--sizes", "16,17,24", "--iterations",
-               "100", *TINY, "--formulations", "tutorial", "--no-probe", "--out", str(run)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "bench",
+        "run",
+        "--backends",
+        "faulty",
+        "--sizes",
+        "16,17,24",
+        "--iterations",
+        "100",
+        *TINY,
+        "--formulations",
+        "tutorial",
+        "--no-probe",
+        "--out",
+        str(run),
+    ]
 
     def enter_cgroup() -> None:
         default_interrupts()
         memory_cgroup.write_text(str(os.getpid()))
 
-    done = subprocess.run(command, cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=300,
-                          preexec_fn=enter_cgroup)  # fmt: skip
+    done = subprocess.run(
+        command, cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=300, preexec_fn=enter_cgroup
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     got = rows(run)
     assert got[("faulty", 16, 100)]["status"] == "ok"
@@ -321,8 +353,9 @@ def test_a_worker_the_oom_killer_ends_is_oom_with_the_evidence_and_larger_sizes_
 @pytest.mark.slow
 def test_a_lying_worker_gives_failed_rows_and_the_sweep_goes_on_with_a_fresh_one(tmp_path):
     run = tmp_path / "run"
-    done = bench("run", "--backends", "faulty", "--sizes", "18,19,20,21,16", "--iterations", "100",
-                 "--out", str(run), *TINY)  # fmt: skip
+    done = bench(
+        "run", "--backends", "faulty", "--sizes", "18,19,20,21,16", "--iterations", "100", "--out", str(run), *TINY
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     got = rows(run)
     expected = {

@@ -30,11 +30,21 @@ def write_fleet(folder: Path) -> Path:
     for (machine, backend, grad, mode), us in TIMES_US.items():
         for n, scale in ((1_000, 1), (100_000, 10)):
             row = {
-                "run_id": "merged", "backend": backend, "grad": grad, "mode": mode, "formulation": "tutorial",
-                "device": "cpu", "dtype": "float64", "n": n, "iterations": ITERATIONS, "status": "ok",
-                "host": f"host-{machine}", "machine": machine, "us_per_iter": us * scale,
+                "run_id": "merged",
+                "backend": backend,
+                "grad": grad,
+                "mode": mode,
+                "formulation": "tutorial",
+                "device": "cpu",
+                "dtype": "float64",
+                "n": n,
+                "iterations": ITERATIONS,
+                "status": "ok",
+                "host": f"host-{machine}",
+                "machine": machine,
+                "us_per_iter": us * scale,
                 "x_floor": us * scale / (1.0 if machine == "fast" else 4.0),
-            }  # fmt: skip
+            }
             results.append_rows(folder, "summary", [row])
     facts = {"cpu_model": "same", "logical_cores": 8, "packages": {"numpy": "2.0"}, "hardware_id": "h"}
     machines = {

@@ -155,9 +155,17 @@ def test_cuda_graph_is_captured_once_and_replayed_by_every_call() -> None:
     for _ in range(3):
         assert_matches_reference(fit(), problem)  # the fake "capture" ran the fit eagerly, once
     assert cuda.calls == [
-        "new side stream", "on side stream", "warm-up", "capture",
-        "replay", "synchronize", "replay", "synchronize", "replay", "synchronize",
-    ]  # fmt: skip
+        "new side stream",
+        "on side stream",
+        "warm-up",
+        "capture",
+        "replay",
+        "synchronize",
+        "replay",
+        "synchronize",
+        "replay",
+        "synchronize",
+    ]
 
 
 @pytest.mark.gpu
@@ -259,10 +267,18 @@ def small_config(device: str = "cpu", n: int = 1000) -> Configuration:
 def ran_reply(config: Configuration, **extra) -> Reply:
     reference = reference_fit(config.problem)
     return Reply(
-        id=1, status="ran", backend_version="test", first_call_s=0.2, samples_s=(0.1, 0.3, 0.2),
-        iterations_timed=config.iterations, seeds=(config.seed,) * 3, weights=(reference.weights,) * 3,
-        final_losses=(reference.final_loss,) * 3, logged_losses=(tuple(reference.logged_losses),) * 3, **extra,
-    )  # fmt: skip
+        id=1,
+        status="ran",
+        backend_version="test",
+        first_call_s=0.2,
+        samples_s=(0.1, 0.3, 0.2),
+        iterations_timed=config.iterations,
+        seeds=(config.seed,) * 3,
+        weights=(reference.weights,) * 3,
+        final_losses=(reference.final_loss,) * 3,
+        logged_losses=(tuple(reference.logged_losses),) * 3,
+        **extra,
+    )
 
 
 def test_rows_carry_the_gpu_median_beside_the_host_median() -> None:
@@ -320,9 +336,13 @@ NVIDIA_SMI_BANNER = """
 
 def test_environment_records_gpu_name_memory_driver_and_cuda() -> None:
     assert parse_gpus(NVIDIA_SMI_LISTING, NVIDIA_SMI_BANNER) == [
-        {"name": "NVIDIA H100 80GB HBM3", "memory.total": "81559 MiB", "driver_version": "580.159.04",
-         "cuda_version": "13.0"}
-    ]  # fmt: skip
+        {
+            "name": "NVIDIA H100 80GB HBM3",
+            "memory.total": "81559 MiB",
+            "driver_version": "580.159.04",
+            "cuda_version": "13.0",
+        }
+    ]
     assert parse_gpus("", "") == []
 
 
@@ -348,13 +368,27 @@ def test_gpu_check_sweeps_are_valid_command_lines(tmp_path) -> None:
 
 def test_best_by_device_pairs_the_fastest_of_each_device_with_the_gpu_read_floor() -> None:
     def row(backend: str, mode: str, device: str, us: float, status: str = "ok") -> dict:
-        return {"backend": backend, "grad": "manual", "mode": mode, "formulation": "tutorial", "device": device,
-                "dtype": "float32", "n": 1000, "iterations": 100, "us_per_iter": us, "status": status}  # fmt: skip
+        return {
+            "backend": backend,
+            "grad": "manual",
+            "mode": mode,
+            "formulation": "tutorial",
+            "device": device,
+            "dtype": "float32",
+            "n": 1000,
+            "iterations": 100,
+            "us_per_iter": us,
+            "status": status,
+        }
 
-    summary = pd.DataFrame([
-        row("numpy", "eager", "cpu", 100.0), row("torch", "eager", "cpu", 20.0),
-        row("torch", "jit-loop", "gpu", 5.0), row("jax", "jit-loop", "gpu", 4.0, status="mismatch"),
-    ])  # fmt: skip
+    summary = pd.DataFrame(
+        [
+            row("numpy", "eager", "cpu", 100.0),
+            row("torch", "eager", "cpu", 20.0),
+            row("torch", "jit-loop", "gpu", 5.0),
+            row("jax", "jit-loop", "gpu", 4.0, status="mismatch"),
+        ]
+    )
     best = gpu_check.best_by_device(summary, {("float32", 1000): 2.0}).iloc[0]
     assert (best["cpu_best"], best["cpu_us"]) == ("torch manual/eager", 20.0)
     assert (best["gpu_best"], best["gpu_us"]) == ("torch manual/jit-loop", 5.0)  # a mismatch never counts
@@ -399,14 +433,31 @@ def test_device_times_use_the_iterations_that_ran() -> None:
     """A loop shortened by the per-fit budget: both clocks per iteration over the 50 iterations timed."""
     from rich.console import Console
 
-    summary = pd.DataFrame([{
-        "status": "ok", "backend": "torch", "grad": "manual", "mode": "eager", "formulation": "tutorial",
-        "dtype": "float32", "n": 1000,
-        "iterations": 100, "iterations_timed": 50, "median_s": 1e-3, "us_per_iter": 20.0, "gpu_median_s": 5e-4,
-    }])  # fmt: skip
+    summary = pd.DataFrame(
+        [
+            {
+                "status": "ok",
+                "backend": "torch",
+                "grad": "manual",
+                "mode": "eager",
+                "formulation": "tutorial",
+                "dtype": "float32",
+                "n": 1000,
+                "iterations": 100,
+                "iterations_timed": 50,
+                "median_s": 1e-3,
+                "us_per_iter": 20.0,
+                "gpu_median_s": 5e-4,
+            }
+        ]
+    )
     console = Console(record=True, width=200)
     gpu_check.print_device_times(summary, console)
     row = next(line for line in console.export_text().splitlines() if "torch manual/eager" in line)
     assert [cell.strip() for cell in row.split("│") if cell.strip()] == [
-        "torch manual/eager", "float32", "1,000", "20.0", "10.0",
-    ]  # fmt: skip
+        "torch manual/eager",
+        "float32",
+        "1,000",
+        "20.0",
+        "10.0",
+    ]

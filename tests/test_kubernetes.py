@@ -15,9 +15,31 @@ from bench import kubernetes, results
 from bench.cli import main
 from bench.environment import PROJECT_ROOT
 
-TINY = ["--backends", "numpy", "--grads", "manual", "--modes", "eager", "--formulations", "tutorial",
-        "--devices", "cpu", "--sizes", "100,300", "--iterations", "100", "--repeats", "2", "--threads", "1",
-        "--no-probe", "--budget", "5", "--machine", "k8s-node"]  # fmt: skip
+TINY = [
+    "--backends",
+    "numpy",
+    "--grads",
+    "manual",
+    "--modes",
+    "eager",
+    "--formulations",
+    "tutorial",
+    "--devices",
+    "cpu",
+    "--sizes",
+    "100,300",
+    "--iterations",
+    "100",
+    "--repeats",
+    "2",
+    "--threads",
+    "1",
+    "--no-probe",
+    "--budget",
+    "5",
+    "--machine",
+    "k8s-node",
+]
 
 
 def test_the_indexed_job_manifest_renders() -> None:

@@ -25,8 +25,18 @@ from bench.timing import measure
 from bench.worker import Worker
 from tests.availability import runnable_or_skip
 
-TINY_NUMPY = ("run", "--backends", "numpy", "--formulations", "tutorial", "--devices", "cpu", "--dtypes", "float64",
-              "--no-probe")  # fmt: skip
+TINY_NUMPY = (
+    "run",
+    "--backends",
+    "numpy",
+    "--formulations",
+    "tutorial",
+    "--devices",
+    "cpu",
+    "--dtypes",
+    "float64",
+    "--no-probe",
+)
 
 
 def config_of(n: int = 2000, iterations: int = 2000, dtype: str = "float64") -> Configuration:
@@ -39,11 +49,17 @@ def reply_for(config: Configuration, seeds: list[int], results_of: list[FitResul
     if results_of is None:
         results_of = reference_fits(problem, [replace(problem, seed=s).initial_weights() for s in seeds])
     return Reply(
-        id=1, status="ran", backend_version="test", first_call_s=0.5, samples_s=(0.1,) * len(seeds),
-        iterations_timed=config.iterations, seeds=tuple(seeds), weights=tuple(r.weights for r in results_of),
+        id=1,
+        status="ran",
+        backend_version="test",
+        first_call_s=0.5,
+        samples_s=(0.1,) * len(seeds),
+        iterations_timed=config.iterations,
+        seeds=tuple(seeds),
+        weights=tuple(r.weights for r in results_of),
         final_losses=tuple(r.final_loss for r in results_of),
         logged_losses=tuple(tuple(r.logged_losses) for r in results_of),
-    )  # fmt: skip
+    )
 
 
 # --- every repeat checked against its own reference ---------------------------------------------------------
@@ -82,8 +98,11 @@ def test_the_replies_of_two_processes_make_one_configuration() -> None:
     assert summary["process_cv"] == pytest.approx(np.std([0.1, 0.2], ddof=1) / 0.15)
     assert summary["cv"] == 0.0  # no spread within either process
     assert [(r["process"], r["repeat"], r["start_seed"]) for r in rows["raw"]] == [
-        (0, 0, 0), (0, 1, 1), (1, 0, 2), (1, 1, 3),
-    ]  # fmt: skip
+        (0, 0, 0),
+        (0, 1, 1),
+        (1, 0, 2),
+        (1, 1, 3),
+    ]
     timeout = Reply(id=2, status="timeout", reason="no result")
     failed = rows_for(config, [first, timeout], "run", "host")["summary"][0]
     assert failed["status"] == "timeout" and failed["reason"] == "process 2 of 2: no result"
@@ -91,8 +110,12 @@ def test_the_replies_of_two_processes_make_one_configuration() -> None:
 
 def test_measure_resets_each_repeat_to_its_own_weights_outside_the_timed_call() -> None:
     calls: list[str] = []
-    fit = Fit(lambda start: (calls.append(f"run {start}"), FitResult((start,) * 4, 0.0, []))[1], 0.0,
-              place=lambda w: calls.append(f"place {w}") or w, clear=lambda: calls.append("clear"))  # fmt: skip
+    fit = Fit(
+        lambda start: (calls.append(f"run {start}"), FitResult((start,) * 4, 0.0, []))[1],
+        0.0,
+        place=lambda w: calls.append(f"place {w}") or w,
+        clear=lambda: calls.append("clear"),
+    )
     calls.clear()
     measurement = measure(fit, lambda i: 10 + i, repeats=3)
     assert calls == [step for w in (10, 10, 11, 12) for step in ("clear", f"place {w}", f"run {w}")]
@@ -192,9 +215,27 @@ def test_interleaved_rounds_through_the_command_line(tmp_path: Path, capsys) -> 
     """Two backends, two processes: A B A B, every sample in raw.csv with its process, the loop the same in
     both; a budget too small for any repeat still leaves the preset's minimum in each process."""
     out = tmp_path / "run"
-    argv = [*TINY_NUMPY, "--backends", "numpy,jax", "--grads", "manual", "--modes", "eager,jit-loop", "--sizes",
-            "200", "--iterations", "1000", "--repeats", "6", "--budget", "1e-9", "--fit-budget", "1e-9",
-            "--out", str(out)]  # fmt: skip
+    argv = [
+        *TINY_NUMPY,
+        "--backends",
+        "numpy,jax",
+        "--grads",
+        "manual",
+        "--modes",
+        "eager,jit-loop",
+        "--sizes",
+        "200",
+        "--iterations",
+        "1000",
+        "--repeats",
+        "6",
+        "--budget",
+        "1e-9",
+        "--fit-budget",
+        "1e-9",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     order = [line.split("] ", 1)[1].split()[0] for line in printed.splitlines() if line.startswith("[")]

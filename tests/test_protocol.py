@@ -13,10 +13,18 @@ from bench.worker import Worker
 
 CONFIG = Configuration("numpy", "manual", "eager", "cpu", "float64", 16, 10, None, 0, 1)
 RAN = Reply(
-    id=7, status="ran", backend_version="1", first_call_s=0.5, samples_s=(0.1, 0.2), iterations_timed=10,
-    seeds=(0, 1), weights=((1.0, 2.0, 3.0, 4.0),) * 2, final_losses=(math.nan, 1.0), logged_losses=((1.0,),) * 2,
+    id=7,
+    status="ran",
+    backend_version="1",
+    first_call_s=0.5,
+    samples_s=(0.1, 0.2),
+    iterations_timed=10,
+    seeds=(0, 1),
+    weights=((1.0, 2.0, 3.0, 4.0),) * 2,
+    final_losses=(math.nan, 1.0),
+    logged_losses=((1.0,),) * 2,
     threads_used="cores=1",
-)  # fmt: skip
+)
 
 
 def test_a_request_and_a_reply_survive_their_line() -> None:

@@ -59,10 +59,21 @@ def benchmark_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.
         "ARRAYBENCH_BACKENDS": "wrong_backend:WrongBackend",
     }
     command = [
-        sys.executable, "-m", "pytest", "tests/benchmarks/test_fit.py", "-k", "(numpy or wrong) and tutorial", "-p",
-        "no:cacheprovider", "-rs", "--benchmark-only", f"--benchmark-json={out}", "--fit-sizes=100,16",
-        "--fit-iterations=2", f"--fit-rounds={ROUNDS}",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests/benchmarks/test_fit.py",
+        "-k",
+        "(numpy or wrong) and tutorial",
+        "-p",
+        "no:cacheprovider",
+        "-rs",
+        "--benchmark-only",
+        f"--benchmark-json={out}",
+        "--fit-sizes=100,16",
+        "--fit-iterations=2",
+        f"--fit-rounds={ROUNDS}",
+    ]
     done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     return done, out
 
@@ -82,8 +93,20 @@ def test_benchmarks_check_time_group_and_skip(benchmark_run) -> None:
     data = json.loads(out.read_text())
     numpy_bench = next(b for b in data["benchmarks"] if b["extra_info"]["backend"] == "numpy")
     info = numpy_bench["extra_info"]
-    for key in ("backend", "grad", "mode", "device", "dtype", "n", "iterations", "us_per_iter", "first_call_s",
-                "ref_rel_err", "backend_version", "threads"):  # fmt: skip
+    for key in (
+        "backend",
+        "grad",
+        "mode",
+        "device",
+        "dtype",
+        "n",
+        "iterations",
+        "us_per_iter",
+        "first_call_s",
+        "ref_rel_err",
+        "backend_version",
+        "threads",
+    ):
         assert key in info
     assert info["status"] == "ok" and info["first_call_s"] > 0
     assert numpy_bench["stats"]["rounds"] == ROUNDS and info["samples_s"] == numpy_bench["stats"]["data"]
@@ -101,8 +124,10 @@ def test_import_gives_a_run_folder(benchmark_run, tmp_path: Path) -> None:
     assert dict(summary.groupby("backend")["status"].agg(set)) == {"numpy": {"ok"}, "wrong": {"mismatch"}}
     assert len(summary) == 8 and len(raw) == 8 * ROUNDS
     data = json.loads(out.read_text())
-    medians = {(b["extra_info"]["backend"], b["extra_info"]["dtype"], b["extra_info"]["n"]): b["stats"]["median"]
-               for b in data["benchmarks"]}  # fmt: skip
+    medians = {
+        (b["extra_info"]["backend"], b["extra_info"]["dtype"], b["extra_info"]["n"]): b["stats"]["median"]
+        for b in data["benchmarks"]
+    }
     for row in summary.itertuples():
         assert row.median_s == pytest.approx(medians[(row.backend, row.dtype, row.n)], rel=1e-12)
     environment = json.loads((folder / "environment.json").read_text())

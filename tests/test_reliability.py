@@ -61,9 +61,13 @@ def default_interrupts() -> None:
 def start_bench(*args: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "bench", *focused(args)]
     return subprocess.Popen(
-        command, cwd=ROOT, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        command,
+        cwd=ROOT,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         preexec_fn=default_interrupts,
-    )  # fmt: skip
+    )
 
 
 def rows(folder: Path) -> dict[tuple, dict]:
@@ -82,8 +86,20 @@ def status_line(out: str) -> str:
 @pytest.mark.slow
 def test_each_fault_is_a_row_with_a_reason_and_the_sweep_goes_on(tmp_path):
     run = tmp_path / "run"
-    done = bench("run", "--backends", "faulty,numpy", "--sizes", "5,6,7,8,9,11,12,16", "--iterations", "200",
-                 "--timeout", "6", "--out", str(run), *TINY)  # fmt: skip
+    done = bench(
+        "run",
+        "--backends",
+        "faulty,numpy",
+        "--sizes",
+        "5,6,7,8,9,11,12,16",
+        "--iterations",
+        "200",
+        "--timeout",
+        "6",
+        "--out",
+        str(run),
+        *TINY,
+    )
     assert done.returncode == 1, done.stderr
     got = rows(run)
     expected = {
@@ -111,8 +127,9 @@ def test_each_fault_is_a_row_with_a_reason_and_the_sweep_goes_on(tmp_path):
 @pytest.mark.slow
 def test_out_of_memory_is_oom_and_skips_the_larger_sizes_of_that_variant_only(tmp_path):
     run = tmp_path / "run"
-    done = bench("run", "--backends", "faulty,numpy", "--sizes", "14,10,16", "--iterations", "100",
-                 "--out", str(run), *TINY)  # fmt: skip
+    done = bench(
+        "run", "--backends", "faulty,numpy", "--sizes", "14,10,16", "--iterations", "100", "--out", str(run), *TINY
+    )
     assert done.returncode == 1
     got = rows(run)
     assert got[("faulty", 14, 100)]["status"] == "ok"
@@ -144,8 +161,18 @@ def test_a_backend_that_returns_a_stale_result_on_later_repeats_is_a_mismatch(tm
 def test_a_size_that_cannot_fit_is_skipped_with_the_estimate_and_exit_status_0(tmp_path):
     run = tmp_path / "run"
     huge = 10**13  # 10^13 float64 elements: about 900 TiB, more than any host has
-    done = bench("run", "--backends", "faulty,numpy", "--sizes", f"16,20000,{huge}", "--iterations", "10",
-                 "--out", str(run), *TINY)  # fmt: skip
+    done = bench(
+        "run",
+        "--backends",
+        "faulty,numpy",
+        "--sizes",
+        f"16,20000,{huge}",
+        "--iterations",
+        "10",
+        "--out",
+        str(run),
+        *TINY,
+    )
     assert done.returncode == 0, done.stdout
     got = rows(run)
     for backend in ("faulty", "numpy"):
@@ -166,8 +193,20 @@ def test_a_size_that_cannot_fit_is_skipped_with_the_estimate_and_exit_status_0(t
 @pytest.mark.slow
 def test_a_learning_rate_too_large_for_numpy_is_diverged_with_the_iteration(tmp_path):
     run = tmp_path / "run"
-    done = bench("run", "--backends", "numpy", "--sizes", "1000", "--iterations", "300", "--learning-rate", "1",
-                 "--out", str(run), *TINY)  # fmt: skip
+    done = bench(
+        "run",
+        "--backends",
+        "numpy",
+        "--sizes",
+        "1000",
+        "--iterations",
+        "300",
+        "--learning-rate",
+        "1",
+        "--out",
+        str(run),
+        *TINY,
+    )
     assert done.returncode == 1
     row = rows(run)[("numpy", 1000, 300)]
     assert row["status"] == "diverged"
@@ -181,9 +220,25 @@ def test_a_gpu_asked_for_without_one_gives_skipped_rows_and_exit_status_0(tmp_pa
     """Only variants declared to exist on a GPU are planned there (not NumPy's, nor the faulty backend's); each is
     a skipped row with the reason."""
     run = tmp_path / "run"
-    done = bench("run", "--backends", "numpy,torch,faulty", "--devices", "gpu", "--grads", "manual",
-                 "--modes", "eager", "--dtypes", "float32", "--sizes", "16", "--iterations", "100",
-                 "--out", str(run))  # fmt: skip
+    done = bench(
+        "run",
+        "--backends",
+        "numpy,torch,faulty",
+        "--devices",
+        "gpu",
+        "--grads",
+        "manual",
+        "--modes",
+        "eager",
+        "--dtypes",
+        "float32",
+        "--sizes",
+        "16",
+        "--iterations",
+        "100",
+        "--out",
+        str(run),
+    )
     assert done.returncode == 0, done.stderr
     got = rows(run)
     assert {row["status"] for row in got.values()} == {"skipped"}
@@ -201,8 +256,9 @@ def test_an_entry_point_backend_runs_in_the_workers_too(tmp_path):
     (info / "entry_points.txt").write_text(f"[arraybench.backends]\nfaulty = {FAULTY}\n")
     env = environment(pythonpath=f"{tmp_path / 'site'}{os.pathsep}{ROOT}", backends=None)
     run = tmp_path / "run"
-    done = bench("run", "--backends", "faulty", "--sizes", "6,16", "--iterations", "100", "--out", str(run),
-                 *TINY, env=env)  # fmt: skip
+    done = bench(
+        "run", "--backends", "faulty", "--sizes", "6,16", "--iterations", "100", "--out", str(run), *TINY, env=env
+    )
     got = rows(run)
     assert got[("faulty", 6, 100)]["status"] == "failed" and "SIGSEGV" in got[("faulty", 6, 100)]["reason"]
     assert got[("faulty", 16, 100)]["status"] == "ok"
@@ -289,8 +345,20 @@ def test_an_interrupted_sweep_keeps_what_finished_and_resume_completes_it(tmp_pa
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="workers die with their runner through Linux's prctl")
 def test_a_hung_worker_dies_with_its_killed_runner(tmp_path):
-    sweep = start_bench("run", "--backends", "faulty", "--sizes", "5", "--iterations", "100", "--timeout", "60",
-                        "--out", str(tmp_path / "run"), *TINY)  # fmt: skip
+    sweep = start_bench(
+        "run",
+        "--backends",
+        "faulty",
+        "--sizes",
+        "5",
+        "--iterations",
+        "100",
+        "--timeout",
+        "60",
+        "--out",
+        str(tmp_path / "run"),
+        *TINY,
+    )
     deadline = time.monotonic() + 30
     while not (workers := psutil.Process(sweep.pid).children(recursive=True)):
         assert time.monotonic() < deadline, "no worker started"
@@ -470,7 +538,8 @@ def test_the_readme_example_backend_runs_and_agrees_with_the_reference(tmp_path)
     (tmp_path / "my_backends.py").write_text(code)
     env = environment(f"{tmp_path}{os.pathsep}{ROOT}", "my_backends:PurePythonBackend")
     run = tmp_path / "run"
-    done = bench("run", "--backends", "purepython", "--sizes", "50", "--iterations", "300", "--out", str(run),
-                 *TINY, env=env)  # fmt: skip
+    done = bench(
+        "run", "--backends", "purepython", "--sizes", "50", "--iterations", "300", "--out", str(run), *TINY, env=env
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert rows(run)[("purepython", 50, 300)]["status"] == "ok"

@@ -30,12 +30,21 @@ def write_run(folder: Path, seconds: dict[tuple, list[float]], statuses: dict[tu
     for (backend, grad, mode, device, n), samples in seconds.items():
         status = (statuses or {}).get((backend, grad, mode, device, n), "ok")
         base = {
-            "run_id": folder.name, "backend": backend, "grad": grad, "mode": mode, "formulation": "tutorial",
-            "device": device, "form": "tutorial",
-            "dtype": "float64", "n": n, "iterations": ITERATIONS, "iterations_timed": ITERATIONS, "status": status,
+            "run_id": folder.name,
+            "backend": backend,
+            "grad": grad,
+            "mode": mode,
+            "formulation": "tutorial",
+            "device": device,
+            "form": "tutorial",
+            "dtype": "float64",
+            "n": n,
+            "iterations": ITERATIONS,
+            "iterations_timed": ITERATIONS,
+            "status": status,
             "host": "synthetic",
             "reason": "" if status == "ok" else "synthetic failure",
-        }  # fmt: skip
+        }
         median = float(np.median(samples))
         summary = {**base, "repeats": len(samples), "median_s": median, "us_per_iter": median / ITERATIONS * 1e6}
         results.append_rows(folder, "summary", [summary])
@@ -189,10 +198,27 @@ def test_no_run_under_results(tmp_path: Path, capsys: pytest.CaptureFixture, mon
 def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """NumPy and JAX (manual gradients, eager and jit-loop) at two sizes; 200 iterations log two losses."""
     folder = tmp_path_factory.mktemp("sweep") / "run"
-    code = cli.main([
-        "run", "--backends", "numpy,jax", "--grads", "manual", "--modes", "eager,jit-loop", "--devices", "cpu",
-        "--sizes", "1000,4000", "--iterations", "200", "--repeats", "3", "--out", str(folder),
-    ])  # fmt: skip
+    code = cli.main(
+        [
+            "run",
+            "--backends",
+            "numpy,jax",
+            "--grads",
+            "manual",
+            "--modes",
+            "eager,jit-loop",
+            "--devices",
+            "cpu",
+            "--sizes",
+            "1000,4000",
+            "--iterations",
+            "200",
+            "--repeats",
+            "3",
+            "--out",
+            str(folder),
+        ]
+    )
     assert code == 0
     return folder
 
@@ -263,9 +289,13 @@ def test_plots_of_two_devices_without_losses(tmp_path: Path, capsys: pytest.Capt
 
 def test_the_floor_line_follows_floor_us_per_device_and_dtype() -> None:
     rows = pd.DataFrame(
-        {"device": ["cpu", "cpu", "cpu", "gpu"], "dtype": ["float64"] * 4, "n": [1000, 1000, 10_000, 1000],
-         "floor_us": [0.5, 0.5, 4.0, float("nan")]}
-    )  # fmt: skip
+        {
+            "device": ["cpu", "cpu", "cpu", "gpu"],
+            "dtype": ["float64"] * 4,
+            "n": [1000, 1000, 10_000, 1000],
+            "floor_us": [0.5, 0.5, 4.0, float("nan")],
+        }
+    )
     lines = floor_lines(rows)
     assert list(lines) == [("cpu", "float64")]  # no floor off the CPU
     assert lines["cpu", "float64"].to_dict() == {1000: 0.5, 10_000: 4.0}

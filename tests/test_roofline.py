@@ -267,9 +267,15 @@ def test_check_floor_fails_on_a_row_under_the_threshold(tmp_path, capsys) -> Non
 
 def test_one_threads_bandwidth_is_at_least_its_best_at_a_larger_working_set() -> None:
     dip = [(16_384, 200.0), (65_536, 50.0), (262_144, 100.0), (1 << 20, 30.0)]  # 50: a slow spell
-    assert roofline.at_least_as_fast_as_larger(dip) == [(16_384, 200.0), (65_536, 100.0), (262_144, 100.0),
-                                                        (1 << 20, 30.0)]  # fmt: skip
+    assert roofline.at_least_as_fast_as_larger(dip) == [
+        (16_384, 200.0),
+        (65_536, 100.0),
+        (262_144, 100.0),
+        (1 << 20, 30.0),
+    ]
     # n = 4096 float64 reads 65,536 bytes: at 100 GB/s (not the dip's 50) 0.655 us, over the arithmetic's 0.41.
-    probe_record = {"read": [{"threads": 1, "bytes": b, "gb_per_s": r} for b, r in dip],
-                    "arithmetic": [{"threads": 1, "dtype": "float64", "gelem_per_s": 10.0}]}  # fmt: skip
+    probe_record = {
+        "read": [{"threads": 1, "bytes": b, "gb_per_s": r} for b, r in dip],
+        "arithmetic": [{"threads": 1, "dtype": "float64", "gelem_per_s": 10.0}],
+    }
     assert roofline.machine_floor_us(probe_record, 4096, "float64", 8, threads=1) == pytest.approx(0.65536)

@@ -61,8 +61,12 @@ def test_latest_is_the_newest_run_and_runs_are_listed(tmp_path: Path) -> None:
     assert load_run(LATEST, tmp_path).folder == new == load_run(None, tmp_path).folder
     info = run_info(old)
     assert (info.run_id, info.when, info.host, info.configurations, info.ok) == (
-        "20261201T080000Z-box", "2026-12-01 08:00", "box", 2, True,
-    )  # fmt: skip
+        "20261201T080000Z-box",
+        "2026-12-01 08:00",
+        "box",
+        2,
+        True,
+    )
     assert not run_info(new).ok and run_info(new).counts == {"ok": 1, "failed": 1}
 
 

@@ -16,17 +16,41 @@ from bench.cli import main
 from bench.config import PRESETS, Sweep
 from bench.runner import plan
 
-TINY = ["--backends", "numpy", "--grads", "manual", "--modes", "eager", "--devices", "cpu", "--sizes", "100,300",
-        "--iterations", "100", "--repeats", "2", "--threads", "1", "--no-probe", "--budget", "5"]  # fmt: skip
+TINY = [
+    "--backends",
+    "numpy",
+    "--grads",
+    "manual",
+    "--modes",
+    "eager",
+    "--devices",
+    "cpu",
+    "--sizes",
+    "100,300",
+    "--iterations",
+    "100",
+    "--repeats",
+    "2",
+    "--threads",
+    "1",
+    "--no-probe",
+    "--budget",
+    "5",
+]
 """4 series (tutorial and tuned, float32 and float64) of 2 sizes: 8 configurations, a few seconds."""
 
 
 def full_sweep(threads: int = 4) -> Sweep:
     preset = PRESETS["full"]
     return Sweep(
-        backends=tuple(registry()), points=preset.points, repeats=preset.repeats, threads=threads,
-        budget_s=preset.budget_s, timeout_s=preset.timeout_s, fit_budget_s=preset.fit_budget_s,
-    )  # fmt: skip
+        backends=tuple(registry()),
+        points=preset.points,
+        repeats=preset.repeats,
+        threads=threads,
+        budget_s=preset.budget_s,
+        timeout_s=preset.timeout_s,
+        fit_budget_s=preset.fit_budget_s,
+    )
 
 
 def keys(folder: Path) -> Counter:

@@ -40,8 +40,17 @@ def configuration(name: str, variant: Variant, expected: Expected, **changes) ->
     """A configuration inside the expectation's scope (at its smallest n), unless ``changes`` move it out."""
     values = dict(device=expected.device or variant.devices[0], dtype=expected.dtype or "float32", n=expected.n_from)
     values |= changes
-    return Configuration(name, variant.grad, variant.mode, iterations=200, learning_rate=None, seed=0, threads=1,
-                         formulation=variant.formulation, **values)  # fmt: skip
+    return Configuration(
+        name,
+        variant.grad,
+        variant.mode,
+        iterations=200,
+        learning_rate=None,
+        seed=0,
+        threads=1,
+        formulation=variant.formulation,
+        **values,
+    )
 
 
 def off_by(reference: FitResult, error: float) -> FitResult:
@@ -138,8 +147,17 @@ def test_make_bench_plots_reports_and_exits_with_the_runs_status(tmp_path: Path,
     sizes, code = tiny_sweep
     out = tmp_path / "run"
     installed = tmp_path / "installed"  # stands for the venv's stamp; -o: never rebuilt
-    command = ["make", "-s", "-o", str(installed), f"INSTALLED={installed}", f"PY={sys.executable}", "bench",
-               f"BENCH_OUT={out}", f"BENCH_OPTIONS={TINY} --sizes {sizes} --iterations 100"]  # fmt: skip
+    command = [
+        "make",
+        "-s",
+        "-o",
+        str(installed),
+        f"INSTALLED={installed}",
+        f"PY={sys.executable}",
+        "bench",
+        f"BENCH_OUT={out}",
+        f"BENCH_OPTIONS={TINY} --sizes {sizes} --iterations 100",
+    ]
     env = {**os.environ, "ARRAYBENCH_BACKENDS": "tests.faulty_backend:FaultyBackend", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     # make itself exits 2 whenever a recipe fails, and names the recipe's status ("Error 1"): the run's

@@ -12,8 +12,27 @@ import pytest
 from bench import results, submit
 from bench.cli import main
 
-TINY = ["--backends", "numpy", "--grads", "manual", "--modes", "eager", "--devices", "cpu", "--sizes", "100,300",
-        "--iterations", "100", "--repeats", "2", "--threads", "1", "--no-probe", "--budget", "5"]  # fmt: skip
+TINY = [
+    "--backends",
+    "numpy",
+    "--grads",
+    "manual",
+    "--modes",
+    "eager",
+    "--devices",
+    "cpu",
+    "--sizes",
+    "100,300",
+    "--iterations",
+    "100",
+    "--repeats",
+    "2",
+    "--threads",
+    "1",
+    "--no-probe",
+    "--budget",
+    "5",
+]
 NO_THREADS = [o for i, o in enumerate(TINY) if "--threads" not in TINY[max(i - 1, 0) : i + 1]]
 
 

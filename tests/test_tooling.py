@@ -58,9 +58,23 @@ def test_the_benchmark_plugin_changes_threads_only_when_benchmarks_are_collected
     (tmp_path / "test_child.py").write_text(CHILD_TESTS)
     env = {k: v for k, v in os.environ.items() if k != "ARRAYBENCH_THREADS"}
     env["PYTHONPATH"] = str(PROJECT_ROOT)
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.benchmarks.plugin",
-               "--rootdir", str(tmp_path), "--fit-threads=1", "--fit-sizes=1000", "-k", selected,
-               str(tmp_path / "test_child.py")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "tests.benchmarks.plugin",
+        "--rootdir",
+        str(tmp_path),
+        "--fit-threads=1",
+        "--fit-sizes=1000",
+        "-k",
+        selected,
+        str(tmp_path / "test_child.py"),
+    ]
     done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert outcome in done.stdout and "failed" not in done.stdout
@@ -102,9 +116,22 @@ def test_a_gpu_tests_skip_fails_where_a_gpu_is_required(
     its body, fails; a test not marked ``gpu`` skips either way. ``-m gpu`` selects only the marked one."""
     (tmp_path / "test_child.py").write_text(GPU_CHILD_TESTS.replace("PRETEND_A_GPU", str(pretend_a_gpu)))
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "ARRAYBENCH_REQUIRE_GPU": "1" if require_gpu else "0"}
-    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-p", "tests.availability",
-               "-c", str(PROJECT_ROOT / "pyproject.toml"), "--rootdir", str(tmp_path),
-               str(tmp_path / "test_child.py")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-rs",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "tests.availability",
+        "-c",
+        str(PROJECT_ROOT / "pyproject.toml"),
+        "--rootdir",
+        str(tmp_path),
+        str(tmp_path / "test_child.py"),
+    ]
     done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert outcome in done.stdout and "warning" not in done.stdout, done.stdout + done.stderr
     if require_gpu:

@@ -106,17 +106,25 @@ def test_variant_names_in_tables() -> None:
     from bench.runs import variant_names
 
     frame = pd.DataFrame(
-        {"backend": ["torch", "torch"], "grad": ["manual"] * 2, "mode": ["jit-step", "jit-loop"],
-         "formulation": ["tutorial", "tuned"]}
-    )  # fmt: skip
+        {
+            "backend": ["torch", "torch"],
+            "grad": ["manual"] * 2,
+            "mode": ["jit-step", "jit-loop"],
+            "formulation": ["tutorial", "tuned"],
+        }
+    )
     assert list(variant_names(frame)) == ["torch manual/jit-step", "torch manual/jit-loop tuned"]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize(
-    "variant", [Variant(grad, mode, "tuned") for grad, mode in [("manual", "jit-step"), ("manual", "jit-loop"),
-                                                                ("autodiff", "jit-step")]], ids=str,
-)  # fmt: skip
+    "variant",
+    [
+        Variant(grad, mode, "tuned")
+        for grad, mode in [("manual", "jit-step"), ("manual", "jit-loop"), ("autodiff", "jit-step")]
+    ],
+    ids=str,
+)
 def test_jax_gpu_forms_agree_with_reference_on_the_cpu(monkeypatch, variant: Variant, dtype: str) -> None:
     """JAX's tuned steps take another form on a GPU (no powers of x read from memory); run here, the GPU's
     code path on the CPU device, so that CI checks its arithmetic."""

@@ -61,8 +61,11 @@ def test_eight_a_side_is_the_least_that_survives_150_comparisons() -> None:
     """The module docstring's arithmetic: complete separation gives p = 2 / C(2n, n); BH multiplies the smallest
     of 150 by 150. With 7 a side (0.00058 x 150 = 0.087) nothing is found, with 8 (0.00016 x 150 = 0.023) it is."""
     null = [(SPREAD, SPREAD)] * 149
-    for n, smallest_p, verdict in [(5, 2 / math.comb(10, 5), "no change"), (7, 2 / math.comb(14, 7), "no change"),
-                                   (8, 2 / math.comb(16, 8), "slower")]:  # fmt: skip
+    for n, smallest_p, verdict in [
+        (5, 2 / math.comb(10, 5), "no change"),
+        (7, 2 / math.comb(14, 7), "no change"),
+        (8, 2 / math.comb(16, 8), "slower"),
+    ]:
         separated = (SPREAD[:n], 2 * SPREAD[:n])
         assert mann_whitney_p(*map(np.asarray, separated)) == pytest.approx(smallest_p)
         alone, *_ = decide([separated], min_samples=n)

@@ -93,9 +93,9 @@ def configurations(config: pytest.Config) -> list[Configuration]:
 
 
 def configuration_id(config: Configuration) -> str:
-    """The test id, e.g. ``torch-manual-jit-step-tutorial-cpu-float32-n1000-it100`` (select with ``-k``)."""
-    c = config
-    return f"{c.backend}-{c.grad}-{c.mode}-{c.formulation}-{c.device}-{c.dtype}-n{c.n}-it{c.iterations}"
+    """The test id, e.g. ``torch-manual-jit-step-tutorial-cpu-float32-n1000-it100`` (select with ``-k``): the
+    configuration's key (:data:`bench.config.KEY_COLUMNS`), sizes prefixed."""
+    return "-".join([*map(str, config.variant_key), f"n{config.n}", f"it{config.iterations}"])
 
 
 def group_name(config: Configuration) -> str:

@@ -21,9 +21,29 @@ from bench.environment import PROJECT_ROOT
 
 pytestmark = pytest.mark.cluster
 
-TINY = ["--backends", "numpy", "--grads", "manual", "--modes", "eager", "--formulations", "tutorial",
-        "--devices", "cpu", "--sizes", "100,300", "--iterations", "100", "--repeats", "2", "--threads", "1",
-        "--no-probe", "--budget", "5"]  # fmt: skip
+TINY = [
+    "--backends",
+    "numpy",
+    "--grads",
+    "manual",
+    "--modes",
+    "eager",
+    "--formulations",
+    "tutorial",
+    "--devices",
+    "cpu",
+    "--sizes",
+    "100,300",
+    "--iterations",
+    "100",
+    "--repeats",
+    "2",
+    "--threads",
+    "1",
+    "--no-probe",
+    "--budget",
+    "5",
+]
 """2 series (float32, float64) of 2 sizes: 4 configurations."""
 SBATCH_SCRIPT = PROJECT_ROOT / "docs" / "examples" / "arraybench.sbatch"
 
@@ -43,11 +63,12 @@ def check_merged(folder: Path, machine: str) -> None:
 def one_at_a_time(folder: Path, count: int = 2) -> None:
     """The shards' runs did not overlap: each wrote its first file after the one before wrote its last."""
     spans = sorted(
-        ((folder / f"shard-{i}-of-{count}" / "sweep.json").stat().st_mtime, max(
-            p.stat().st_mtime for p in (folder / f"shard-{i}-of-{count}").iterdir()
-        ))
+        (
+            (folder / f"shard-{i}-of-{count}" / "sweep.json").stat().st_mtime,
+            max(p.stat().st_mtime for p in (folder / f"shard-{i}-of-{count}").iterdir()),
+        )
         for i in range(count)
-    )  # fmt: skip
+    )
     assert all(later[0] >= earlier[1] - 0.01 for earlier, later in pairwise(spans)), spans
 
 
@@ -90,15 +111,31 @@ def sacct(job: str) -> dict[str, tuple[str, str, str]]:
     """State, start and end of each array task of ``job``, from SLURM's accounting."""
     listing = subprocess.run(
         ["sacct", "-n", "-X", "-j", job, "-o", "JobID,State,Start,End", "--parsable2"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return {line.split("|")[0]: tuple(line.split("|")[1:]) for line in listing.splitlines() if line}
 
 
 def test_bench_submit_on_a_real_slurm(slurm, tmp_path: Path) -> None:
     out = tmp_path / "submit"
-    command = [sys.executable, "-m", "bench", "submit", "--executor", "slurm", "--shards", "2", "--time", "10",
-               "--out", str(out), "--", *TINY]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "bench",
+        "submit",
+        "--executor",
+        "slurm",
+        "--shards",
+        "2",
+        "--time",
+        "10",
+        "--out",
+        str(out),
+        "--",
+        *TINY,
+    ]
     done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     jobs = re.findall(r"shard (\d)/2: SLURM job (\d+_\d)", (out / "submit.log").read_text())
@@ -115,8 +152,17 @@ def test_bench_submit_on_a_real_slurm(slurm, tmp_path: Path) -> None:
 
 def test_the_documented_sbatch_array_script_on_a_real_slurm(slurm, tmp_path: Path) -> None:
     out = tmp_path / "plain"
-    command = ["sbatch", "--parsable", "--wait", "--array=0-1", f"--output={tmp_path}/slurm-%A_%a.out",
-               f"--export=ALL,PYTHON={sys.executable}", str(SBATCH_SCRIPT), str(out), *TINY]  # fmt: skip
+    command = [
+        "sbatch",
+        "--parsable",
+        "--wait",
+        "--array=0-1",
+        f"--output={tmp_path}/slurm-%A_%a.out",
+        f"--export=ALL,PYTHON={sys.executable}",
+        str(SBATCH_SCRIPT),
+        str(out),
+        *TINY,
+    ]
     done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr + "".join(p.read_text() for p in tmp_path.glob("*.out"))
     job = done.stdout.strip().split(";")[0]
@@ -129,8 +175,10 @@ def test_the_documented_sbatch_array_script_on_a_real_slurm(slurm, tmp_path: Pat
 def test_a_resubmit_waits_for_the_earlier_jobs_still_in_slurm(slurm, tmp_path: Path) -> None:
     job = subprocess.run(
         ["sbatch", "--parsable", "--array=0-0", f"--output={tmp_path}/sleep-%A_%a.out", "--wrap", "sleep 60"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     try:
         log = tmp_path / "submit.log"
         log.write_text(f"2026-01-01T00:00:00Z shard 0/1: SLURM job {job}_0 (output: x)\n")
@@ -144,8 +192,22 @@ def test_a_resubmit_waits_for_the_earlier_jobs_still_in_slurm(slurm, tmp_path: P
 
 def test_a_partition_slurm_refuses_is_one_line_and_exit_2(slurm, tmp_path: Path) -> None:
     out = tmp_path / "submit"
-    command = [sys.executable, "-m", "bench", "submit", "--executor", "slurm", "--shards", "2", "--partition",
-               "no-such-partition", "--out", str(out), "--", *TINY]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "bench",
+        "submit",
+        "--executor",
+        "slurm",
+        "--shards",
+        "2",
+        "--partition",
+        "no-such-partition",
+        "--out",
+        str(out),
+        "--",
+        *TINY,
+    ]
     done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.count("\n") == 1 and "SLURM refused the shards: " in done.stderr
