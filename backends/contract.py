@@ -22,10 +22,12 @@ Design rules (after einops' ``_backends.py`` and Keras' backend constants):
 
 from __future__ import annotations
 
+import importlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -297,6 +299,21 @@ class Shard:
 
 class BackendUnavailable(RuntimeError):
     """Raised by a backend's ``__init__`` when its framework cannot be used here; the message is the reason."""
+
+
+def require(
+    module: str,
+    framework: str,
+    errors: tuple[type[Exception], ...] = (ImportError,),
+    absent: str = "is not installed",
+    hint: str = "",
+) -> ModuleType:
+    """``import module`` for a backend's ``__init__``, or :class:`BackendUnavailable`: "``framework`` ``absent``
+    (the error)``hint``" (``errors``: what counts as absent, e.g. CuPy's ``OSError`` when CUDA cannot load)."""
+    try:
+        return importlib.import_module(module)
+    except errors as error:
+        raise BackendUnavailable(f"{framework} {absent} ({error}){hint}") from error
 
 
 class Backend(ABC):

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from backends.contract import (
     Backend,
-    BackendUnavailable,
     DeviceTimer,
     Fit,
     FitResult,
     Problem,
     Variant,
     cuda_event_timer,
+    require,
     unstack_result,
 )
 from backends.tutorial import Weights, manual_step, python_loop
@@ -32,13 +32,13 @@ class CupyBackend(Backend):
     variants = (Variant("manual", "eager", devices=("gpu",)),)
 
     def __init__(self) -> None:
-        try:
-            import cupy
-        except (ImportError, OSError) as error:
-            raise BackendUnavailable(
-                f"CuPy is not installed or cannot load CUDA ({error}); install it with pip install -e '.[gpu]'"
-            ) from error
-        self.cupy = cupy
+        self.cupy = cupy = require(
+            "cupy",
+            "CuPy",
+            (ImportError, OSError),
+            absent="is not installed or cannot load CUDA",
+            hint="; install it with pip install -e '.[gpu]'",
+        )
         self.no_gpu_reason = _no_gpu_reason(cupy)
 
     def version(self) -> str:

@@ -48,18 +48,7 @@ from contextlib import AbstractContextManager, ExitStack
 import numpy as np
 
 from backends import tuned
-from backends.contract import (
-    GRADS,
-    Backend,
-    BackendUnavailable,
-    Fit,
-    FitResult,
-    Form,
-    Problem,
-    Shard,
-    Variant,
-    unstack_result,
-)
+from backends.contract import GRADS, Backend, Fit, FitResult, Form, Problem, Shard, Variant, require, unstack_result
 from backends.tutorial import Weights, descend, loss_of, manual_step, python_loop
 
 HORNER_BELOW = 4096
@@ -119,11 +108,7 @@ class JaxBackend(Backend):
     )
 
     def __init__(self) -> None:
-        try:
-            import jax
-        except ImportError as error:
-            raise BackendUnavailable(f"JAX is not installed ({error})") from error
-        self.jax = jax
+        self.jax = require("jax", "JAX")
 
     def version(self) -> str:
         return self.jax.__version__

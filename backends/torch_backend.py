@@ -53,7 +53,6 @@ from backends import tuned
 from backends.contract import (
     GRADS,
     Backend,
-    BackendUnavailable,
     DeviceTimer,
     Fit,
     FitResult,
@@ -63,6 +62,7 @@ from backends.contract import (
     Variant,
     block_bounds,
     cuda_event_timer,
+    require,
     unstack_result,
 )
 from backends.tutorial import Weights, descend, loss_of, manual_step, python_loop
@@ -104,11 +104,7 @@ class TorchBackend(Backend):
     )
 
     def __init__(self) -> None:
-        try:
-            import torch
-        except ImportError as error:
-            raise BackendUnavailable(f"PyTorch is not installed ({error})") from error
-        self.torch = torch
+        self.torch = torch = require("torch", "PyTorch")
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
 
@@ -235,17 +231,17 @@ class TorchBackend(Backend):
         if form == "while-loop":
             whole_fit = torch.compile(self._while_loop(x, y, problem, variant.grad), fullgraph=True, dynamic=False)
 
-            def run() -> tuple[Weights, object, list]:
-                weights, losses = whole_fit(initial.clone(), x.new_zeros(problem.iterations))
+            def run(start) -> tuple[Weights, object, list]:
+                weights, losses = whole_fit(start.clone(), x.new_zeros(problem.iterations))
                 return weights, losses[-1], list(losses[problem.log_interval - 1 :: problem.log_interval])
         else:
             powers = torch.stack([torch.ones_like(x), x, x * x, x * x * x])
             eager = self._eager_manual if variant.grad == "manual" else self._eager_autodiff
-            run = eager(x, y, powers, initial, problem, blas=form == "blas")
+            run = eager(x, y, powers, problem, blas=form == "blas")
 
         def fit() -> FitResult:
             with torch.no_grad():
-                return self._finish(*run(), device)
+                return self._finish(*run(initial), device)
 
         return fit, None
 
@@ -278,14 +274,17 @@ class TorchBackend(Backend):
 
         return whole_fit
 
-    def _eager_manual(self, x, y, powers, initial, problem: Problem, blas: bool):
+    def _eager_manual(self, x, y, powers, problem: Problem, blas: bool, all_reduce: Callable | None = None):
         """Residual by ``addmv``, gradient and loss by BLAS (form ``blas``, float64) or cascade sums (``sums``,
-        float32), into buffers."""
+        float32), into buffers. On a rank of a distributed fit, ``all_reduce`` sums the loss and the four gradient
+        sums across ranks as one 5-vector once per iteration, before the update every rank applies alike."""
         torch = self.torch
-        residual, products, gradient = torch.empty_like(x), torch.empty_like(powers), torch.empty_like(initial)
+        residual, products = torch.empty_like(x), torch.empty_like(powers)
+        sums = x.new_empty(5)
+        gradient = sums[1:]
         step = 2.0 * problem.lr
 
-        def run() -> tuple[Weights, object, list]:
+        def run(initial) -> tuple[Weights, object, list]:
             w = initial.clone()
             logged_losses = []
             for t in range(problem.iterations):
@@ -296,10 +295,14 @@ class TorchBackend(Backend):
                 else:
                     loss = residual.square().sum()
                     torch.sum(torch.mul(powers, residual, out=products), dim=1, out=gradient)
+                if all_reduce is not None:
+                    sums[0] = loss
+                    all_reduce(sums)
+                    loss = sums[0]
                 if problem.is_logged(t):
-                    logged_losses.append(loss)
+                    logged_losses.append(loss.clone())
                 w.sub_(gradient, alpha=step)
-            return w, loss, logged_losses
+            return w, loss.clone(), logged_losses
 
         return run
 
@@ -343,42 +346,13 @@ class TorchBackend(Backend):
         x, y = torch.from_numpy(x_host).to(target), torch.from_numpy(y_host).to(target)
         powers = torch.stack([torch.ones_like(x), x, x * x, x * x * x])
         form = self.declaration(variant).form(device, problem.dtype, problem.n)
-        run = self._eager_manual_sharded(x, y, powers, problem, blas=form == "blas")
+        run = self._eager_manual(x, y, powers, problem, blas=form == "blas", all_reduce=self.dist.all_reduce)
 
         def fit(start) -> FitResult:
             with torch.no_grad():
                 return self._finish(*run(start), device)
 
         return Fit(fit, problem.initial_weights(), lambda w: torch.from_numpy(w).to(target))
-
-    def _eager_manual_sharded(self, x, y, powers, problem: Problem, blas: bool):
-        """:meth:`_eager_manual` on this rank's block, its loss and gradient sums all-reduced as one 5-vector; ``blas``
-        as there, from the variant's declared form."""
-        torch = self.torch
-        residual, products, gradient = torch.empty_like(x), torch.empty_like(powers), x.new_empty(4)
-        total = x.new_empty(5)
-        step = 2.0 * problem.lr
-
-        def run(initial) -> tuple[Weights, object, list]:
-            w = initial.clone()
-            logged_losses = []
-            for t in range(problem.iterations):
-                torch.addmv(y, powers.T, w, beta=-1, out=residual)
-                if blas:
-                    loss = torch.dot(residual, residual)
-                    torch.mv(powers, residual, out=gradient)
-                else:
-                    loss = residual.square().sum()
-                    torch.sum(torch.mul(powers, residual, out=products), dim=1, out=gradient)
-                total[0] = loss
-                total[1:] = gradient
-                self.dist.all_reduce(total)
-                if problem.is_logged(t):
-                    logged_losses.append(total[0].clone())
-                w.sub_(total[1:], alpha=step)
-            return w, total[0].clone(), logged_losses
-
-        return run
 
     def collective_seconds(self, shard: Shard, device: str, dtype: str, rounds: int) -> float:
         """``rounds`` all-reduces of a 5-vector of zeros in a row (the sum stays zero: no overflow)."""
@@ -396,7 +370,7 @@ class TorchBackend(Backend):
                 times.append((time.perf_counter_ns() - start) / 1e9 / rounds)
         return sorted(times)[1]
 
-    def _eager_autodiff(self, x, y, powers, initial, problem: Problem, blas: bool):
+    def _eager_autodiff(self, x, y, powers, problem: Problem, blas: bool):
         """Autograd on a 4-vector: ``addmv`` and ``dot`` (form ``blas``, float64), Horner's form and ``.sum()``
         (``horner``, float32)."""
         torch = self.torch
@@ -407,7 +381,7 @@ class TorchBackend(Backend):
                 return torch.dot(r, r)
             return tuned.loss_of(w, x, y)
 
-        def run() -> tuple[Weights, object, list]:
+        def run(initial) -> tuple[Weights, object, list]:
             w = initial.clone().requires_grad_(True)
             logged_losses = []
             for t in range(problem.iterations):

@@ -32,18 +32,8 @@ FULL_SIZES = (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 """The full preset's sizes (``bench.config.PRESETS["full"]``)."""
 
 RUN_OPTIONS = (
-    "--formulations",
-    "tuned",
-    "--devices",
-    "cpu",
-    "--repeats",
-    "5",
-    "--processes",
-    "1",
-    "--budget",
-    "2",
-    "--fit-budget",
-    "0.4",
+    *("--formulations", "tuned", "--devices", "cpu", "--repeats", "5"),
+    *("--processes", "1", "--budget", "2", "--fit-budget", "0.4"),
 )
 """Five timed fits per configuration in one worker process (the bound needs no spread between processes)
 within 2 s, each fit's loop shortened to about 0.4 s (at 10^7 NumPy takes tens of milliseconds an
@@ -110,23 +100,9 @@ def run(args: argparse.Namespace, folder: Path) -> list[Path]:
     summaries = []
     for iterations, sizes in groups.items():
         out = folder / f"it{iterations}"
-        command = [
-            sys.executable,
-            "-m",
-            "bench",
-            "run",
-            "--backends",
-            args.backends,
-            "--dtypes",
-            args.dtypes,
-            "--sizes",
-            ",".join(map(str, sizes)),
-            "--iterations",
-            str(iterations),
-            *RUN_OPTIONS,
-            "--out",
-            str(out),
-        ]
+        command = [sys.executable, "-m", "bench", "run", "--backends", args.backends, "--dtypes", args.dtypes]
+        command += ["--sizes", ",".join(map(str, sizes)), "--iterations", str(iterations), *RUN_OPTIONS]
+        command += ["--out", str(out)]
         before = load()
         print(f"check-floor: {before}; {' '.join(command[1:])}", flush=True)
         fresh = {**os.environ, "ARRAYBENCH_CACHE": str(folder / "probe-cache")}  # this run's probe, not a cached one

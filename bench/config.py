@@ -12,7 +12,9 @@ CODE_COLUMNS = ["backend", "grad", "mode", "formulation"]
 PLACE_COLUMNS = ["device", "dtype"]
 """Where and in what precision the code runs (with :data:`CODE_COLUMNS`: what one warm-up and one scaling
 fit cover, since each of these changes the compiled code)."""
-SIZE_COLUMNS = ["n", "iterations", "world"]
+POINT_COLUMNS = ["n", "iterations"]
+"""The size of the problem: one point of a preset's grid."""
+SIZE_COLUMNS = [*POINT_COLUMNS, "world"]
 """The size of the problem, and how many devices it is spread over (1: one device)."""
 KEY_COLUMNS = [*CODE_COLUMNS, *PLACE_COLUMNS, *SIZE_COLUMNS]
 """What identifies a configuration within a run (to resume it, to compare runs): the one definition, read by
@@ -83,45 +85,29 @@ class Preset:
     processes: int = 2
 
 
+QUICK_POINTS = ((2_000, 2_000), (10_000, 200), (100_000, 200), (1_000_000, 20))
+FULL_POINTS = (
+    *((n, it) for n in (100, 1_000, 10_000, 100_000) for it in (200, 2_000)),
+    *((1_000_000, 200), (1_000_000, 2_000), (10_000_000, 20), (10_000_000, 200)),
+)
+GPU_CHECK_POINTS = ((1_000, 100), (10_000, 100), (100_000, 100), (1_000_000, 50), (10_000_000, 10))
+
 PRESETS = {
     # About 6 minutes on 2 cores from a fresh clone (setup included) with every variant of both formulations:
     # the tutorial's own point (2000 x 2000), 10^4 and 10^5 with 200 iterations, and 10^6 with 20, where
     # NumPy's x ** 3 alone costs tens of milliseconds per iteration; 2 processes x 4-5 repeats, so every
-    # configuration has at least 8 samples (what ``compare`` needs for a verdict). The budgets (0.25 s a fit,
+    # configuration has at least 8 samples (what ``compare`` needs for a verdict). The budgets (1 s a fit,
     # 1 s of repeats per process) shorten the loops of the variants whose every iteration costs milliseconds
     # of dispatch (JAX's un-jitted autodiff: 5-10 ms per iteration).
-    "quick": Preset(
-        points=((2_000, 2_000), (10_000, 200), (100_000, 200), (1_000_000, 20)),
-        repeats=5,
-        budget_s=1.0,
-        timeout_s=180.0,
-        fit_budget_s=1.0,
-        min_repeats=4,
-    ),
+    "quick": Preset(QUICK_POINTS, repeats=5, budget_s=1.0, timeout_s=180.0, fit_budget_s=1.0, min_repeats=4),
     # 2 processes x 5-7 repeats. The per-fit budget (6 s: 30 s over the 5 repeats every configuration keeps)
     # bounds the largest points, where NumPy's tutorial loop takes over a second per iteration at 10^7; a fit
     # of one log interval (100 iterations) can exceed it, and the timeout leaves room for that.
-    "full": Preset(
-        points=(
-            *((n, it) for n in (100, 1_000, 10_000, 100_000) for it in (200, 2_000)),
-            *((1_000_000, 200), (1_000_000, 2_000), (10_000_000, 20), (10_000_000, 200)),
-        ),
-        repeats=7,
-        budget_s=30.0,
-        timeout_s=1_800.0,
-        fit_budget_s=30.0,
-        min_repeats=5,
-    ),
+    "full": Preset(FULL_POINTS, repeats=7, budget_s=30.0, timeout_s=1_800.0, fit_budget_s=30.0, min_repeats=5),
     # The GPU check (bench.gpu_check): 10^3 to 10^7 in one go on a lent GPU machine, within minutes; fewer
     # iterations at the top sizes, where the CPU's time per iteration is tens to hundreds of milliseconds.
     "gpu-check": Preset(
-        points=((1_000, 100), (10_000, 100), (100_000, 100), (1_000_000, 50), (10_000_000, 10)),
-        repeats=3,
-        budget_s=1.0,
-        timeout_s=120.0,
-        fit_budget_s=2.0,
-        min_repeats=3,
-        processes=1,
+        GPU_CHECK_POINTS, repeats=3, budget_s=1.0, timeout_s=120.0, fit_budget_s=2.0, min_repeats=3, processes=1
     ),
 }
 

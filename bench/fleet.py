@@ -13,10 +13,11 @@ import json
 
 import pandas as pd
 
+from bench.config import PLACE_COLUMNS, POINT_COLUMNS
 from bench.report import Section, significant
 from bench.runs import Run, short_label, variant_names
 
-POINT = ["device", "dtype", "n", "iterations"]
+POINT = [*PLACE_COLUMNS, *POINT_COLUMNS]
 LEFT_OUT = (
     "run_id",
     "merged",
@@ -87,12 +88,12 @@ def point_sections(ok: pd.DataFrame, machines: list[str]) -> list[Section]:
     ``x_floor`` reached on that machine (its own floor)."""
     fastest = Section(
         "The fastest framework per machine (its best variant, us per iteration)",
-        ["device", "dtype", "n", "iterations", *machines],
+        [*POINT, *machines],
         label_columns=4,
     )
     floor = Section(
         "The closest to each machine's own floor: least x_floor (time / the machine's floor_us) and its variant",
-        ["device", "dtype", "n", "iterations", *machines],
+        [*POINT, *machines],
         note="x_floor is against each machine's own probe (bandwidth and arithmetic rate); CPU rows only.",
         label_columns=4,
     )

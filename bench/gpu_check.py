@@ -52,21 +52,10 @@ PRESET = "gpu-check"
 def sweeps(folder: Path, sizes: str | None) -> dict[str, list[str]]:
     """The ``python -m bench run`` command lines of the check: name -> arguments."""
     common = ["run", "--preset", PRESET, *(["--sizes", sizes] if sizes else [])]
+    cpu = ["--backends", CPU_BACKENDS, "--devices", "cpu", "--modes", CPU_MODES, "--formulations", CPU_FORMULATIONS]
     return {
         "gpu": [*common, "--backends", GPU_BACKENDS, "--devices", "gpu", "--out", str(folder / "gpu")],
-        "cpu": [
-            *common,
-            "--backends",
-            CPU_BACKENDS,
-            "--devices",
-            "cpu",
-            "--modes",
-            CPU_MODES,
-            "--formulations",
-            CPU_FORMULATIONS,
-            "--out",
-            str(folder / "cpu"),
-        ],
+        "cpu": [*common, *cpu, "--out", str(folder / "cpu")],
     }
 
 
@@ -77,20 +66,8 @@ def run_tests(require_gpu: bool) -> int:
         "ARRAYBENCH_REQUIRE_GPU": "1" if require_gpu else "0",
         "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
     }
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-rs",
-        "-p",
-        "no:cacheprovider",
-        "-m",
-        "gpu",
-        "--benchmark-disable",
-        "--fit-sizes=1000",
-        "tests",
-    ]
+    options = "-q -rs -p no:cacheprovider -m gpu --benchmark-disable --fit-sizes=1000 tests"
+    command = [sys.executable, "-m", "pytest", *options.split()]
     return subprocess.run(command, cwd=PROJECT_ROOT, env=env, check=False).returncode
 
 

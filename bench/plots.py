@@ -28,7 +28,7 @@ from rich.console import Console
 
 from backends.contract import TUTORIAL_SIZE
 from bench import results
-from bench.config import CODE_COLUMNS
+from bench.config import CODE_COLUMNS, VARIANT_COLUMNS
 from bench.report import BASELINE_NAME, baseline_us
 from bench.report import FRAMEWORKS as FRAMEWORK_NAMES
 from bench.runs import Run, short_label, variant_label, variant_names
@@ -137,7 +137,7 @@ def log_axes(axes, xlabel: str, ylabel: str) -> None:
 def longest_per_size(ok: pd.DataFrame) -> pd.DataFrame:
     """Per variant, device, dtype and n, the row with the most iterations."""
     ordered = ok.sort_values("iterations")
-    return ordered.drop_duplicates([*VARIANT, "device", "dtype", "n"], keep="last").sort_values("n")
+    return ordered.drop_duplicates([*VARIANT_COLUMNS, "n"], keep="last").sort_values("n")
 
 
 def save(figure, folder: Path, name: str) -> Path:

@@ -28,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bench import results
-from bench.config import CODE_COLUMNS
+from bench.config import CODE_COLUMNS, PLACE_COLUMNS, POINT_COLUMNS, VARIANT_COLUMNS
 from bench.runs import Run, short_label, variant_label, variant_names
 from bench.scaling import FIT_COLUMNS, Crossover, crossover, crossovers, fit_variants
 
@@ -50,7 +50,7 @@ DEVICES = {"cpu": "the CPU", "gpu": "the GPU"}
 LEAD = {"faster": "faster", "no change": "tie", "too few samples": "too few", "slower": "slower"}
 """The answer table's word for each verdict of the winner against the runner-up."""
 FOOTNOTES = "¹²³⁴⁵⁶⁷⁸⁹"
-POINT = ["n", "iterations"]
+POINT = POINT_COLUMNS
 
 
 # --- numbers as text ------------------------------------------------------------------------------------------
@@ -467,14 +467,14 @@ def sentence(device: str, dtype: str, group: list[Point]) -> str:
 def speed_pivot(summary: pd.DataFrame, values: str = "us_per_iter") -> pd.DataFrame:
     """``values`` of the ``ok`` rows: (device, dtype, n, iterations) x variant, the NumPy tutorial loop first."""
     ok = ok_rows(summary)
-    pivot = ok.pivot_table(index=["device", "dtype", *POINT], columns="variant", values=values, sort=True)
+    pivot = ok.pivot_table(index=[*PLACE_COLUMNS, *POINT], columns="variant", values=values, sort=True)
     order = sorted(pivot.columns, key=lambda name: (name != BASELINE_NAME, name))
     return pivot[order]
 
 
 def baseline_us(summary: pd.DataFrame) -> pd.Series:
     """The NumPy tutorial loop's microseconds per iteration, indexed by (dtype, n, iterations)."""
-    columns = summary[["backend", "grad", "mode", "formulation"]]
+    columns = summary[CODE_COLUMNS]
     is_baseline = (columns == pd.Series(BASELINE, index=columns.columns)).all(axis=1)
     rows = summary[is_baseline & (summary["status"] == "ok") & (summary["device"] == "cpu")]
     return rows.set_index(["dtype", *POINT])["us_per_iter"]
@@ -564,9 +564,7 @@ def scaling_section(summary: pd.DataFrame, *, best_only: bool = False) -> Sectio
     """The fitted ``overhead + n * per_element`` of every variant (or each framework's best) measured at two
     sizes or more."""
     ok = ok_rows(summary)
-    keep = set(
-        map(tuple, best_variant_rows(ok)[["backend", "grad", "mode", "formulation", "device", "dtype"]].to_numpy())
-    )
+    keep = set(map(tuple, best_variant_rows(ok)[VARIANT_COLUMNS].to_numpy()))
     what = "each framework's best variant" if best_only else "every variant"
     section = Section(
         f"Scaling model of {what}: us per iteration = overhead + n x per-element cost",
@@ -627,7 +625,7 @@ def best_crossover_section(summary: pd.DataFrame) -> Section:
     ok = ok_rows(summary)
     fits = fit_variants(summary)
     best = best_variant_rows(ok)
-    best_keys = set(map(tuple, best[["backend", "grad", "mode", "formulation", "device", "dtype"]].to_numpy()))
+    best_keys = set(map(tuple, best[VARIANT_COLUMNS].to_numpy()))
     keys = sorted(k for k in fits if tuple(k[:6]) in best_keys)  # fit keys end in the form
     section = Section(
         "Crossovers between frameworks' best variants (from the scaling model)",

@@ -19,9 +19,9 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
-from bench.config import Configuration, Sweep
+from bench.config import VARIANT_COLUMNS, Configuration, Sweep
 
-SERIES_FIELDS = ("backend", "grad", "mode", "formulation", "device", "dtype")
+SERIES_FIELDS = tuple(VARIANT_COLUMNS)
 """What one series shares; its configurations differ in (n, iterations) only."""
 
 RECORD_FIELDS = ("schema_version", "sweep_id", "shard_index", "shard_count", "machine")

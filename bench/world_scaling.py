@@ -21,34 +21,53 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.config import POINT_COLUMNS, VARIANT_COLUMNS
 from bench.report import Section, significant
 from bench.runs import variant_label
-from bench.scaling import VARIANT_COLUMNS, fit_variants
+from bench.scaling import fit_variants
 
 EFFICIENT = 0.9
 """The efficiency the crossover table gives a size for."""
 
 
-STRONG_HEADER = [
-    "variant",
-    "n",
-    "iterations",
-    "world",
-    "us per iter",
-    "speedup",
-    "efficiency",
-    "allreduce us",
-    "1 device at n/world us",
-    "model us",
-]
-CROSSOVER_HEADER = [
-    "variant",
-    "world",
-    "allreduce us",
-    "faster than 1 device from n",
-    f"{EFFICIENT:.0%} efficient from n",
-    "measured faster at n",
-]
+STRONG = Section(
+    "Strong scaling: n fixed, spread over world devices (us per iteration)",
+    [
+        "variant",
+        "n",
+        "iterations",
+        "world",
+        "us per iter",
+        "speedup",
+        "efficiency",
+        "allreduce us",
+        "1 device at n/world us",
+        "model us",
+    ],
+    note="Speedup = the variant's time on one device at the same n / its time across world devices; efficiency ="
+    " speedup / world. Model = one device at n / world + the all-reduce alone (measured by the group).",
+)
+
+WEAK = Section(
+    "Weak scaling: n / world fixed per device (us per iteration)",
+    ["variant", "n per device", "world", "n", "us per iter", "1 device us", "efficiency", "one device from"],
+    note="Efficiency = one device's time at n / world / the time across world devices at n. One device's time is"
+    " the world-1 row at n / world where the sweep has one, else the group's own timing of one device.",
+)
+
+CROSSOVER = Section(
+    "Across devices: from which n more devices pay (model from the one-device fit and the all-reduce)",
+    [
+        "variant",
+        "world",
+        "allreduce us",
+        "faster than 1 device from n",
+        f"{EFFICIENT:.0%} efficient from n",
+        "measured faster at n",
+    ],
+    note="Model: Tw(n) = o + e n / world + A against T1(n) = o + e n, with o and e the one-device scaling fit"
+    " (overhead, per-element cost) and A the median measured all-reduce.",
+)
 
 
 def one_device(summary: pd.DataFrame) -> pd.DataFrame:
@@ -85,18 +104,18 @@ def shared_cores_note(spread: pd.DataFrame) -> str:
     )
 
 
-def strong_section(summary: pd.DataFrame) -> Section:
+def scaling_section(summary: pd.DataFrame, template: Section):
+    """What each scaling table starts from: the one-device rows, the rows across devices, an empty copy of
+    ``template`` (its note ending with :func:`shared_cores_note`) and the one-device time per (variant, n,
+    iterations)."""
     single, spread = spread_rows(summary)
-    section = Section(
-        "Strong scaling: n fixed, spread over world devices (us per iteration)",
-        STRONG_HEADER,
-        note="Speedup = the variant's time on one device at the same n / its time across world devices; efficiency ="
-        " speedup / world. Model = one device at n / world + the all-reduce alone (measured by the group)."
-        + shared_cores_note(spread),
-        label_columns=1,
-    )
-    base = single.set_index([*VARIANT_COLUMNS, "n", "iterations"])["us_per_iter"]
-    for (*key, n, iterations), rows in spread.groupby([*VARIANT_COLUMNS, "n", "iterations"], sort=True):
+    section = Section(template.title, template.header, note=template.note + shared_cores_note(spread), label_columns=1)
+    return single, spread, section, single.set_index([*VARIANT_COLUMNS, *POINT_COLUMNS])["us_per_iter"]
+
+
+def strong_section(summary: pd.DataFrame) -> Section:
+    _, spread, section, base = scaling_section(summary, STRONG)
+    for (*key, n, iterations), rows in spread.groupby([*VARIANT_COLUMNS, *POINT_COLUMNS], sort=True):
         key = tuple(key)
         t1 = base.get((*key, n, iterations))
         if t1 is not None:
@@ -123,16 +142,7 @@ def strong_section(summary: pd.DataFrame) -> Section:
 
 
 def weak_section(summary: pd.DataFrame) -> Section:
-    single, spread = spread_rows(summary)
-    section = Section(
-        "Weak scaling: n / world fixed per device (us per iteration)",
-        ["variant", "n per device", "world", "n", "us per iter", "1 device us", "efficiency", "one device from"],
-        note="Efficiency = one device's time at n / world / the time across world devices at n. One device's time is"
-        " the world-1 row at n / world where the sweep has one, else the group's own timing of one device."
-        + shared_cores_note(spread),
-        label_columns=1,
-    )
-    base = single.set_index([*VARIANT_COLUMNS, "n", "iterations"])["us_per_iter"]
+    _, spread, section, base = scaling_section(summary, WEAK)
     for row in spread.sort_values([*VARIANT_COLUMNS, "n", "world"]).itertuples():
         key = tuple(getattr(row, c) for c in VARIANT_COLUMNS)
         per_device = row.n // row.world
@@ -164,16 +174,8 @@ def crossover_sizes(overhead_us: float, per_element_us: float, allreduce_us: flo
 
 
 def crossover_section(summary: pd.DataFrame) -> Section:
-    single, spread = spread_rows(summary)
-    section = Section(
-        "Across devices: from which n more devices pay (model from the one-device fit and the all-reduce)",
-        CROSSOVER_HEADER,
-        note="Model: Tw(n) = o + e n / world + A against T1(n) = o + e n, with o and e the one-device scaling fit"
-        " (overhead, per-element cost) and A the median measured all-reduce." + shared_cores_note(spread),
-        label_columns=1,
-    )
+    single, spread, section, base = scaling_section(summary, CROSSOVER)
     fits = fit_variants(single)
-    base = single.set_index([*VARIANT_COLUMNS, "n", "iterations"])["us_per_iter"]
     for (*key, world), rows in spread.groupby([*VARIANT_COLUMNS, "world"], sort=True):
         key = tuple(key)
         allreduce = float(rows["allreduce_us"].median())
@@ -206,9 +208,9 @@ def plot_strong_scaling(summary: pd.DataFrame, folder: Path) -> Path | None:
     from matplotlib.figure import Figure
 
     single, spread = spread_rows(summary)
-    base = single.set_index([*VARIANT_COLUMNS, "n", "iterations"])["us_per_iter"]
+    base = single.set_index([*VARIANT_COLUMNS, *POINT_COLUMNS])["us_per_iter"]
     lines = []
-    for (*key, n, iterations), rows in spread.groupby([*VARIANT_COLUMNS, "n", "iterations"], sort=True):
+    for (*key, n, iterations), rows in spread.groupby([*VARIANT_COLUMNS, *POINT_COLUMNS], sort=True):
         key = tuple(key)
         t1 = base.get((*key, n, iterations))
         if t1 is not None:
