@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 # Frameworks that must be present: a test that would skip for want of one fails instead.
 REQUIRED_BACKENDS ?= numpy,torch,jax,numba
 
-.PHONY: setup bench bench-full bench-pytest overhead test test-cluster lint format clean gpu-check check-floor
+.PHONY: setup bench bench-full bench-pytest overhead test test-cluster lint typecheck format clean gpu-check check-floor
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON_SYSTEM) -m venv $(VENV)
@@ -52,7 +52,7 @@ overhead: $(INSTALLED)
 
 # The pytest-benchmark fits run once each, untimed, as a correctness check, at one size: every size runs the
 # same code, and each torch.compile configuration costs seconds of compilation.
-test: lint
+test: lint typecheck
 	ARRAYBENCH_REQUIRED_BACKENDS=$(REQUIRED_BACKENDS) $(PY) -m pytest --benchmark-disable --fit-sizes=1000
 
 # The cluster engines for real: submitit and Ray into the venv, a single-node SLURM with accounting (Debian
@@ -82,9 +82,13 @@ lint: $(INSTALLED)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# mypy over backends/contract.py and bench/ (the files and settings: [tool.mypy] in pyproject.toml).
+typecheck: $(INSTALLED)
+	$(PY) -m mypy
+
 format: $(INSTALLED)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .benchmarks
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .benchmarks

@@ -28,9 +28,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 GRADS = ("manual", "autodiff")
 """``manual``: the tutorial's hand-written backward pass. ``autodiff``: the framework's own."""
@@ -120,7 +121,7 @@ class Problem:
         return x, np.sin(x)
 
 
-def linspace_block(n: int, start: int, stop: int, dtype: str | np.dtype = "float64") -> np.ndarray:
+def linspace_block(n: int, start: int, stop: int, dtype: DTypeLike = "float64") -> np.ndarray:
     """``np.linspace(-pi, pi, n, dtype=dtype)[start:stop]``, bit for bit, in memory for ``stop - start`` only.
 
     NumPy's linspace computes ``arange(n) * step + start`` in float64 (``step = (stop - start) / (n - 1)``), sets
@@ -414,8 +415,11 @@ def unstack_result(values: Sequence[float]) -> FitResult:
 
 def make_result(weights, final_loss, logged_losses) -> FitResult:
     """A :class:`FitResult` from framework scalars (anything ``float()`` accepts)."""
+    # Four weights by the contract, a count the types cannot check; one returning another count is passed on
+    # as it is, for the harness's check of the reply's shape to report.
+    four = cast(tuple[float, float, float, float], tuple(float(w) for w in weights))
     return FitResult(
-        weights=tuple(float(w) for w in weights),  # type: ignore[arg-type]
+        weights=four,
         final_loss=float(final_loss),
         logged_losses=[float(v) for v in logged_losses],
     )

@@ -88,7 +88,7 @@ class CupyBackend(Backend):
         assert x.dtype == learning_rate.dtype == problem.dtype
 
         def step(weights: Weights) -> tuple[Weights, object]:
-            return manual_step(weights, x, y, learning_rate)  # type: ignore[arg-type]
+            return manual_step(weights, x, y, learning_rate)
 
         def place(weights):
             initial = cupy.asarray(weights)

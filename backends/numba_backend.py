@@ -36,6 +36,7 @@ import os
 import sys
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from backends.contract import (
     Backend,
@@ -103,7 +104,8 @@ class NumbaBackend(Backend):
     def describe(self) -> dict[str, str]:
         return {
             "numba_threads": str(self.numba.get_num_threads()),
-            "numba_threading_layer": self.numba.config.THREADING_LAYER,
+            # numba sets its config's names through globals() at import, which mypy cannot see
+            "numba_threading_layer": self.numba.config.THREADING_LAYER,  # type: ignore[attr-defined]
             "numba_vectors": "widest (prefer-256-bit off)"
             if "-prefer-256-bit" in os.environ.get("NUMBA_CPU_FEATURES", "")
             else "Numba's default (LLVM's preference for the CPU)",
@@ -114,6 +116,8 @@ class NumbaBackend(Backend):
         weights = problem.initial_weights()
         scalar = x.dtype.type
         parallel = variant.mode == "jit-loop-parallel"
+        logged_dtype: DTypeLike
+        buffers: tuple[np.ndarray, ...]  # the kernel's last arguments
         if variant.formulation == "tuned":
             kernel = self.kernels.tuned_parallel if parallel else self.kernels.tuned_serial
             rate, logged_dtype = scalar(2.0 * problem.lr), np.float64

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.contract import FitResult, Problem, linspace_block
+from backends.contract import FitResult, Problem, linspace_block, make_result
 
 BLOCK = 1 << 20
 """Elements per block of the streamed moments: about 100 MB of float64 temporaries at a time, at any n."""
@@ -190,14 +190,7 @@ def _descend(problem: Problem, starts: Sequence[np.ndarray]) -> tuple[list[FitRe
     # With one iteration there is none before it: its loss comes before its step, so that loss stays.
     before_loss = loss if problem.iterations == 1 else previous_loss
     previous = (tuple(float(c) for c in previous_w[:, 0]), float(before_loss[0]))
-    fits = [
-        FitResult(
-            weights=tuple(float(c) for c in w[:, k]),  # type: ignore[arg-type]
-            final_loss=float(loss[k]),
-            logged_losses=[float(values[k]) for values in logged],
-        )
-        for k in range(w.shape[1])
-    ]
+    fits = [make_result(w[:, k], loss[k], [values[k] for values in logged]) for k in range(w.shape[1])]
     return fits, previous
 
 

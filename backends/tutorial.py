@@ -50,7 +50,7 @@ def manual_step(weights: Weights, x: Any, y: Any, learning_rate: float) -> tuple
 
 def descend(weights: Weights, gradients: Weights, learning_rate: float) -> Weights:
     """The update w <- w - lr * grad for each of a, b, c, d."""
-    return tuple(w - learning_rate * g for w, g in zip(weights, gradients, strict=True))  # type: ignore[return-value]
+    return tuple(w - learning_rate * g for w, g in zip(weights, gradients, strict=True))
 
 
 def python_loop(

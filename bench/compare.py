@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -144,7 +145,8 @@ def compare_runs(old: Run, new: Run, *, min_effect: float, q: float) -> pd.DataF
         for side, run in (("old", old), ("new", new))
     }
     samples = {"old": pooled_samples(old, columns), "new": pooled_samples(new, columns)}
-    rows, compared = [], []
+    rows: list[dict[str, Any]] = []
+    compared: list[tuple[int, np.ndarray, np.ndarray]] = []  # (index in rows, old samples, new samples)
     for key in dict.fromkeys([*statuses["old"], *statuses["new"]]):
         status_old, status_new = statuses["old"].get(key), statuses["new"].get(key)
         row = dict(zip(columns, key, strict=True))

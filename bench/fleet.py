@@ -125,7 +125,7 @@ def point_sections(ok: pd.DataFrame, machines: list[str]) -> list[Section]:
 
 def flatten(facts: dict, prefix: str = "") -> dict[str, str]:
     """Nested environment facts as ``packages.numpy: 2.1.0``; lists as JSON."""
-    flat = {}
+    flat: dict[str, str] = {}
     for key, value in facts.items():
         if not prefix and key in LEFT_OUT:
             continue

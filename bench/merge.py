@@ -99,8 +99,9 @@ def check(parts: list[Part]) -> None:
 
 def check_machine(machine: str, group: list[Part]) -> None:
     """One machine's parts: one whole run, or each of its N shards exactly once, finished, on one hardware."""
-    counts = {part.target.count if part.target else None for part in group}
-    if None in counts:
+    targets = [(part, part.target) for part in group if part.target is not None]
+    counts = {target.count for _, target in targets}
+    if len(targets) < len(group):  # a whole run among them
         if len(group) > 1:
             raise MergeError(f"machine {machine} has {len(group)} runs ({', '.join(map(str, group))}); merge one each")
     elif len(counts) > 1:
@@ -108,8 +109,8 @@ def check_machine(machine: str, group: list[Part]) -> None:
     else:
         (count,) = counts
         seen: dict[int, Part] = {}
-        for part in group:
-            index = part.target.index  # type: ignore[union-attr]
+        for part, target in targets:
+            index = target.index
             if index in seen:
                 raise MergeError(f"machine {machine}: shard {index}/{count} twice, in {seen[index]} and {part}")
             seen[index] = part

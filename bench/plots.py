@@ -16,10 +16,13 @@ are spread over the most iterations). A variant keeps its colour (hue: backend, 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -111,9 +114,10 @@ def keep_limits(axes, draw) -> None:
     axes.set_ylim(limits[0] if limits[0] > 0 else None, limits[1])
 
 
-def variant_legend(figure, frame: pd.DataFrame, extra: list[tuple[Line2D, str]] = ()) -> None:
+def variant_legend(figure, frame: pd.DataFrame, extra: Sequence[tuple[Artist, str]] = ()) -> None:
     """One legend for the figure, below the panels, one entry per variant of ``frame``."""
-    handles, labels = [], []
+    handles: list[Artist] = []
+    labels: list[str] = []
     for variant, _ in frame.groupby(VARIANT, sort=True):
         handles.append(Line2D([], [], **style(*variant)))
         labels.append(variant_label(*variant))
@@ -146,7 +150,7 @@ def save(figure, folder: Path, name: str) -> Path:
     return path
 
 
-FLOOR_LOOK = {"facecolor": "0.85", "edgecolor": "0.45", "hatch": "///", "linewidth": 0.0}
+FLOOR_LOOK: dict[str, Any] = {"facecolor": "0.85", "edgecolor": "0.45", "hatch": "///", "linewidth": 0.0}
 """The machine floor: a hatched grey area from the bottom of the panel up to ``floor_us`` (no run can be
 below it), so it is never mistaken for a line."""
 
@@ -315,7 +319,7 @@ def plot_best_per_framework(ok: pd.DataFrame, folder: Path) -> Path:
     for (device, dtype), floor in floor_lines(points).items():
         if (device, dtype) in grid:
             keep_limits(grid[device, dtype], lambda axes, floor=floor: draw_floor(axes, floor))
-    handles = [Line2D([], [], **framework_style(b, i)) for i, b in enumerate(backends)]
+    handles: list[Artist] = [Line2D([], [], **framework_style(b, i)) for i, b in enumerate(backends)]
     labels = [FRAMEWORK_NAMES.get(b, b) for b in backends]
     handles.append(floor_handle())
     labels.append("machine floor (floor_us)")
@@ -355,7 +359,7 @@ def plot_variants(ok: pd.DataFrame, folder: Path) -> list[Path]:
         figure = Figure(figsize=(width, 3.8 * len(keys) + legend_height(rows, width)), layout="constrained")
         axes_grid = figure.subplots(len(keys), columns, squeeze=False)
         figure.suptitle(f"{FRAMEWORK_NAMES.get(backend, backend)}: every variant (area: below the machine floor)")
-        used = set()
+        used: set[tuple[str, str, str]] = set()  # (device, dtype, panel name)
         for device, dtype, name, part in layout:
             i = keys.index((device, dtype))
             j = sum(1 for (a, b, c) in used if (a, b) == (device, dtype))
@@ -397,7 +401,7 @@ def plot_speedup_at_tutorial(ok: pd.DataFrame, folder: Path) -> Path | None:
     if at.empty:
         return None
     at = at.assign(speedup=[baseline[(d, *point)] for d in at["dtype"]] / at["us_per_iter"])
-    bars = {}
+    bars: dict[tuple[str, str], list[tuple[str, str, pd.Series]]] = {}  # (backend, "best" or "tutorial", row)
     for (device, dtype, backend), rows in at.groupby(["device", "dtype", "backend"]):
         fastest = rows.loc[rows["us_per_iter"].idxmin()]
         tutorial = rows[rows["formulation"] == "tutorial"]

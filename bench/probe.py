@@ -155,7 +155,8 @@ def measure(
     from bench.probe_kernels import read, read_parallel
 
     started = time.perf_counter()
-    counts = sorted({1, min(threads, numba.config.NUMBA_NUM_THREADS)})
+    # numba sets its config's names through globals() at import, which mypy cannot see
+    counts = sorted({1, min(threads, numba.config.NUMBA_NUM_THREADS)})  # type: ignore[attr-defined]
     half = max(sizes) // 2 // 8
     a, b = np.full(half, 1.0), np.full(half, 1e-9)
     figures, volume = {}, {}

@@ -65,7 +65,7 @@ def type_name(hint: Any) -> str:
     return names.get(hint, f"a {getattr(hint, '__name__', hint)} object")
 
 
-def checked_fields(cls: type, data: Any, what: str) -> dict[str, Any]:
+def checked_fields(cls: type[Request] | type[Reply], data: Any, what: str) -> dict[str, Any]:
     """``data`` as keyword arguments of ``cls``: a JSON object of this schema version holding no unknown
     field and a value of the declared type in each (lists, nested ones too, become tuples); raises
     :class:`ProtocolError`."""

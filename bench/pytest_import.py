@@ -45,8 +45,9 @@ def load(path: Path) -> tuple[dict, list[tuple[Configuration, Reply]]]:
     found = []
     for bench in data["benchmarks"]:
         info = bench.get("extra_info") if isinstance(bench, dict) else None
+        info = info if isinstance(info, dict) else {}  # no extra_info: it lacks every key
         name = bench.get("fullname", "?") if isinstance(bench, dict) else "?"
-        missing = [k for k in (*CONFIG_KEYS, *Reply.RAN) if not isinstance(info, dict) or k not in info]
+        missing = [k for k in (*CONFIG_KEYS, *Reply.RAN) if k not in info]
         if missing:
             raise ResultsError(
                 f"{path}: benchmark {name} is not an arraybench fit (extra_info lacks {', '.join(missing)})"

@@ -39,7 +39,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from backends import backend_class, load_backend
-from backends.contract import Backend, BackendUnavailable, Problem, Shard
+from backends.contract import Backend, BackendUnavailable, Fit, FitResult, Problem, Shard
 from bench.config import Configuration
 from bench.memory import rank_bytes, shortfall
 from bench.protocol import Reply, Request
@@ -95,7 +95,9 @@ class Group:
         backend = backend_class(config.backend)
         self.folder = Path(tempfile.mkdtemp(prefix="arraybench-ranks-"))
         self.coordinator = f"127.0.0.1:{free_port()}"
-        cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count()))
+        cores = (
+            sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+        )
         shares = core_shares(cores, processes)
         local = config.world // processes
         self.processes: list[subprocess.Popen] = []
@@ -143,13 +145,16 @@ class Group:
         """Every process's reply; or ``None``, the status (``failed``, ``oom``, ``timeout``) and the reason."""
         try:
             while time.monotonic() < deadline:
-                bad = sorted(
-                    (t, p) for p, t in list(self.ended.items()) if (self.reply_of(p) or {}).get("status") != "ran"
-                )
+                # One snapshot of the ended processes (the watcher threads add to self.ended meanwhile): one that
+                # ends after it is checked next time round, never counted as done without its reply checked.
+                ended = list(self.ended.items())
+                replies = {p: self.reply_of(p) for p, _ in ended}
+                ran = {p: reply for p, reply in replies.items() if reply is not None and reply.get("status") == "ran"}
+                bad = sorted((t, p) for p, t in ended if p not in ran)
                 if bad:
                     return (None, *self._failure(bad[0][1]))
-                if len(self.ended) == len(self.processes):
-                    return [self.reply_of(p) for p in range(len(self.processes))], "", ""  # type: ignore[misc]
+                if len(ran) == len(self.processes):
+                    return [ran[p] for p in range(len(self.processes))], "", ""
                 time.sleep(0.02)
             return None, "timeout", self._hung()
         finally:
@@ -251,7 +256,7 @@ def run_group(backend: Backend, request: Request, processes: int | None = None) 
     )
 
 
-def timed(backend: Backend, shard: Shard, fit) -> tuple[float, object]:
+def timed(backend: Backend, shard: Shard, fit: Fit) -> tuple[float, FitResult]:
     """One fit, started by every process together (a barrier first), timed in this process."""
     backend.barrier(shard)
     start = time.perf_counter_ns()

@@ -137,9 +137,10 @@ def roofline_columns(config: Configuration, us_per_iter: float, probe: dict | No
 
 
 def repeat_result(reply: Reply, i: int) -> FitResult:
-    """What timed repeat ``i`` of ``reply`` returned, as a :class:`FitResult`."""
-    weights = tuple(reply.weights[i])
-    return FitResult(weights, reply.final_losses[i], list(reply.logged_losses[i]))  # type: ignore[arg-type]
+    """What timed repeat ``i`` of ``reply`` returned, as a :class:`FitResult` (of a reply :func:`malformed`
+    passed: four weights)."""
+    a, b, c, d = reply.weights[i]
+    return FitResult((a, b, c, d), reply.final_losses[i], list(reply.logged_losses[i]))
 
 
 def rows_for(

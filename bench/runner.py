@@ -82,6 +82,8 @@ class WorkerProcess:
             text=True,
             start_new_session=True,
         )
+        assert self.process.stdin is not None and self.process.stdout is not None  # both are pipes (PIPE)
+        self.to_worker, self.from_worker = self.process.stdin, self.process.stdout
         self.replies: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self.cgroup = oomkill.memory_cgroup(self.process.pid)
@@ -89,7 +91,7 @@ class WorkerProcess:
         """The memory cgroup's OOM counters before the current request (see :mod:`bench.oomkill`)."""
 
     def _read(self) -> None:
-        for line in self.process.stdout:  # type: ignore[union-attr]
+        for line in self.from_worker:
             self.replies.put(line)
         self.replies.put(None)
 
@@ -98,8 +100,8 @@ class WorkerProcess:
         that is not the answer to ``request`` (the worker is then killed: what it says can't be trusted)."""
         self.oom_counters = oomkill.counters(self.cgroup)
         try:
-            self.process.stdin.write(request.to_line())  # type: ignore[union-attr]
-            self.process.stdin.flush()  # type: ignore[union-attr]
+            self.to_worker.write(request.to_line())
+            self.to_worker.flush()
             line = self.replies.get(timeout=timeout_s)
         except queue.Empty:
             self.kill()
@@ -139,7 +141,7 @@ class WorkerProcess:
     def close(self) -> None:
         """End the worker normally (closing stdin ends its loop)."""
         try:
-            self.process.stdin.close()  # type: ignore[union-attr]
+            self.to_worker.close()
             self.process.wait(timeout=30)
         except (subprocess.TimeoutExpired, BrokenPipeError):
             self.kill()

@@ -18,6 +18,7 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from bench.config import VARIANT_COLUMNS, Configuration, Sweep
 
@@ -132,8 +133,9 @@ def sweep_id(sweep: Sweep) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def record(sweep: Sweep, shard: Shard | None, machine: str) -> dict:
-    """What sweep.json holds: the sweep's fields, its id, the shard (null for a whole run) and the machine."""
+def record(sweep: Sweep, shard: Shard | None, machine: str | None) -> dict:
+    """What sweep.json holds: the sweep's fields, its id, the shard (null for a whole run) and the machine (null
+    for a merge of several)."""
     return {
         **asdict(sweep),
         "sweep_id": sweep_id(sweep),
@@ -143,11 +145,13 @@ def record(sweep: Sweep, shard: Shard | None, machine: str) -> dict:
     }
 
 
-def from_record(data: dict) -> tuple[Sweep, Shard | None, str | None]:
+def from_record(data: dict[str, Any]) -> tuple[Sweep, Shard | None, str | None]:
     """The sweep, shard and machine of a sweep.json (one from before shards has neither: None, None)."""
-    fields = {k: v for k, v in data.items() if k not in RECORD_FIELDS}
+    fields: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k not in RECORD_FIELDS
+    }
     fields["points"] = tuple(tuple(p) for p in fields["points"])
-    sweep = Sweep(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+    sweep = Sweep(**fields)
     index, count = data.get("shard_index"), data.get("shard_count")
     shard = None if index is None or count is None else Shard(int(index), int(count))
     return sweep, shard, data.get("machine")

@@ -144,15 +144,18 @@ def stderr_to_file():
             caught.append(file.read())
 
 
-def run_submitit(executor, tasks: list[Task], log: Log, what: str, one_at_a_time: bool = False):
+def run_submitit(
+    executor, tasks: list[Task], log: Log, what: str, one_at_a_time: bool = False
+) -> dict[Task, str | None]:
     """Submit the shards through a submitit executor (one job array unless ``one_at_a_time``, as submitit's
     LocalExecutor starts every job of an array at once) and wait for each."""
+    outcome: dict[Task, str | None] = {}  # each task's failure, None where it finished
     if one_at_a_time:
-        outcome = {}
         for task in tasks:
             outcome |= run_submitit(executor, [task], log, what)
         return outcome
     logs = [str(t.folder.with_suffix(".log")) for t in tasks]
+    refusal: Exception | None
     with stderr_to_file() as caught:  # sbatch's complaint comes back in the error: print it once, as ours
         try:
             jobs = executor.map_array(run_shard, [t.argv for t in tasks], logs)
@@ -166,7 +169,6 @@ def run_submitit(executor, tasks: list[Task], log: Log, what: str, one_at_a_time
         raise SubmitError(f"{what} refused the shards: {lines[-1] if lines else refusal!r}") from refusal
     for task, job in zip(tasks, jobs, strict=True):
         log(f"{task}: {what} job {job.job_id} (output: {task.folder.with_suffix('.log')})")
-    outcome = {}
     for task, job in zip(tasks, jobs, strict=True):
         try:
             status = job.result()

@@ -39,6 +39,9 @@ EXACT_UP_TO = 100
 PERMUTATIONS_UP_TO = 50_000
 """With ties, the most arrangements C(n + m, n) enumerated for an exact permutation p-value."""
 
+Samples = Sequence[float] | np.ndarray
+"""One side of a pair: its samples, as a sequence of numbers or a one-dimensional array."""
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -79,7 +82,7 @@ def benjamini_hochberg(p_values: Sequence[float]) -> np.ndarray:
 
 
 def decide(
-    pairs: Sequence[tuple[Sequence[float], Sequence[float]]],
+    pairs: Sequence[tuple[Samples, Samples]],
     *,
     min_effect: float = 0.05,
     q: float = 0.05,

@@ -73,7 +73,9 @@ def ran_reply(
 ) -> Reply:
     """The reply for a configuration that ran (``id`` 0: :meth:`Worker.answer` sets the request's);
     ``seeds[i]`` is the seed of the initial weights timed repeat ``i`` started from."""
-    facts = {"cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+    facts: dict[str, object] = {
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    }
     facts.update(backend.describe())
     return Reply(
         id=0,
