@@ -453,7 +453,13 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
         with runfolder.locked(folder):
             configs = shard.select(plan(sweep), sweep, target)
             runfolder.check(folder, run_id, [c.key for c in configs], whole_lines=True)
-            runfolder.repair(folder)
+            try:
+                runfolder.repair(folder)
+            except results.DiskFull as error:
+                raise DiskFullStop(
+                    f"{error.strerror}; the finished configurations in {folder} are intact; free some space, then"
+                    f" finish with: python -m bench run --resume {folder}"
+                ) from None
             done = runfolder.done_keys(folder)
             configs = [c for c in configs if c.key not in done]
             return sweep_into(folder, sweep, run_id, configs, console, load_before, machine)

@@ -220,7 +220,8 @@ def check(
 def repair(folder: Path) -> None:
     """Undo what an interrupted runner leaves: an incomplete last line in any CSV (a write cut short), and
     raw and loss rows of a configuration that never reached summary.csv (stopped between its writes), so
-    that a resumed run repeats that configuration cleanly."""
+    that a resumed run repeats that configuration cleanly. A file is rewritten into a temporary one and renamed,
+    so a full disk (:class:`bench.results.DiskFull`) leaves it as it was."""
     paths = {kind: folder / name for kind, name in results.FILES.items()}
     for path in paths.values():
         results.drop_partial_line(path)
@@ -230,8 +231,14 @@ def repair(folder: Path) -> None:
         keep = [key in done for key in keys_of(frame)]
         if not all(keep):
             temporary = paths[kind].with_name(f".{paths[kind].name}.repair")
-            frame[keep].to_csv(temporary, index=False)
-            os.replace(temporary, paths[kind])
+            try:
+                frame[keep].to_csv(temporary, index=False)
+                os.replace(temporary, paths[kind])
+            except OSError as error:
+                temporary.unlink(missing_ok=True)
+                if results.DiskFull.applies(error):
+                    raise results.DiskFull(paths[kind], error) from None
+                raise
 
 
 def done_keys(folder: Path) -> set[tuple]:

@@ -163,6 +163,40 @@ def test_a_disk_too_full_for_the_metadata_leaves_nothing_half_written(tmp_path):
         assert "nothing was run" in err and list(disk.iterdir()) == []
 
 
+@pytest.mark.slow
+@AS_ROOT
+def test_a_disk_too_full_for_resume_s_repair_is_one_line_and_loses_nothing(tmp_path):
+    """--resume first drops the raw and loss rows of a configuration that never reached summary.csv (a run
+    killed between its writes) by rewriting the file into a temporary one: a disk too full for that is exit 3,
+    one line, and the folder as it was; with space freed the same --resume completes the run."""
+    sweep = ("--backends", "numpy", "--sizes", "16,17,18", "--iterations", "100", *TINY)
+    whole = tmp_path / "whole"
+    assert bench("run", *sweep, "--out", str(whole)).returncode == 0
+    with tmpfs(tmp_path / "disk", "size=1m") as disk:
+        run = disk / "run"
+        shutil.copytree(whole, run)
+        summary = (run / "summary.csv").read_bytes()
+        (run / "summary.csv").write_bytes(summary[: summary.rstrip(b"\n").rfind(b"\n") + 1])  # the last one unfinished
+        before = {path.name: path.read_bytes() for path in run.iterdir()}
+        with (disk / "filler").open("wb", buffering=0) as filler, contextlib.suppress(OSError):
+            while filler.write(b"x" * 4096):  # until the disk is full
+                pass
+        err = one_line_error(bench("run", "--resume", str(run)), 3)
+        assert f"no space left on the disk writing {run}/" in err
+        assert f"finish with: python -m bench run --resume {run}" in err
+        after = {path.name: path.read_bytes() for path in run.iterdir()}
+        assert {name: data for name, data in after.items() if name != ".lock"} == {
+            name: data for name, data in before.items() if name != ".lock"
+        }  # no temporary file left, every file as it was
+
+        (disk / "filler").unlink()
+        resumed = bench("run", "--resume", str(run))
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert "arraybench: 1 configurations" in resumed.stdout and status_line(resumed.stdout) == "status: 3 ok"
+        determined = [*results.KEY_COLUMNS, "status", "final_loss", "a", "b", "c", "d"]
+        pd.testing.assert_frame_equal(results.read_csv(run)[determined], results.read_csv(whole)[determined])
+
+
 def test_metadata_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
     path = tmp_path / "environment.json"
     runfolder.write_json(path, {"run_id": "first"})
