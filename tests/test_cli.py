@@ -15,6 +15,7 @@ from bench.config import Configuration
 from bench.stats import summarise
 from bench.timing import affordable_iterations
 from bench.worker import Worker
+from tests.sweeps import NUMPY_FLOAT64
 
 
 @pytest.mark.parametrize(
@@ -177,14 +178,9 @@ def test_a_fit_over_the_fit_budget_is_timed_over_fewer_iterations(tmp_path: Path
     out = tmp_path / "run"
     argv = [
         "run",
-        "--backends",
-        "numpy",
-        "--formulations",
-        "tutorial",
+        *NUMPY_FLOAT64,
         "--devices",
         "cpu",
-        "--dtypes",
-        "float64",
         "--sizes",
         "1000",
         "--iterations",

@@ -21,6 +21,7 @@ from bench.runner import plan, write_rows
 from bench.runs import load_run
 from bench.worker import WARM_UP_PROBLEM, Worker, warm_up_once
 from tests.availability import declared_cases
+from tests.sweeps import NUMPY_FLOAT64
 
 SIZES = (100, 4095, 4096, 10**7)
 """Either side of JAX's float32 switch from Horner's form to precomputed powers, and the ends of the sweeps."""
@@ -251,12 +252,7 @@ def test_a_run_says_when_it_leaves_the_gpu_out(gpu_here, tmp_path: Path, capsys)
 
     argv = [
         "run",
-        "--backends",
-        "numpy",
-        "--formulations",
-        "tutorial",
-        "--dtypes",
-        "float64",
+        *NUMPY_FLOAT64,
         "--sizes",
         "100",
         "--iterations",

@@ -14,32 +14,10 @@ import yaml
 from bench import kubernetes, results
 from bench.cli import main
 from bench.environment import PROJECT_ROOT
+from tests.sweeps import TINY_TUTORIAL
 
-TINY = [
-    "--backends",
-    "numpy",
-    "--grads",
-    "manual",
-    "--modes",
-    "eager",
-    "--formulations",
-    "tutorial",
-    "--devices",
-    "cpu",
-    "--sizes",
-    "100,300",
-    "--iterations",
-    "100",
-    "--repeats",
-    "2",
-    "--threads",
-    "1",
-    "--no-probe",
-    "--budget",
-    "5",
-    "--machine",
-    "k8s-node",
-]
+TINY = (*TINY_TUTORIAL, "--machine", "k8s-node")
+"""The tiny sweep's 4 configurations, recorded under the machine name the pods share."""
 
 
 def test_the_indexed_job_manifest_renders() -> None:

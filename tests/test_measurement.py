@@ -24,19 +24,7 @@ from bench.rows import check_power, rows_for
 from bench.timing import measure
 from bench.worker import Worker
 from tests.availability import runnable_or_skip
-
-TINY_NUMPY = (
-    "run",
-    "--backends",
-    "numpy",
-    "--formulations",
-    "tutorial",
-    "--devices",
-    "cpu",
-    "--dtypes",
-    "float64",
-    "--no-probe",
-)
+from tests.sweeps import NUMPY_AND_JAX_LOOPS
 
 
 def config_of(n: int = 2000, iterations: int = 2000, dtype: str = "float64") -> Configuration:
@@ -216,13 +204,15 @@ def test_interleaved_rounds_through_the_command_line(tmp_path: Path, capsys) -> 
     both; a budget too small for any repeat still leaves the preset's minimum in each process."""
     out = tmp_path / "run"
     argv = [
-        *TINY_NUMPY,
-        "--backends",
-        "numpy,jax",
-        "--grads",
-        "manual",
-        "--modes",
-        "eager,jit-loop",
+        "run",
+        *NUMPY_AND_JAX_LOOPS,
+        "--formulations",
+        "tutorial",
+        "--devices",
+        "cpu",
+        "--dtypes",
+        "float64",
+        "--no-probe",
         "--sizes",
         "200",
         "--iterations",

@@ -15,29 +15,7 @@ from bench import results, shard
 from bench.cli import main
 from bench.config import PRESETS, Sweep
 from bench.runner import plan
-
-TINY = [
-    "--backends",
-    "numpy",
-    "--grads",
-    "manual",
-    "--modes",
-    "eager",
-    "--devices",
-    "cpu",
-    "--sizes",
-    "100,300",
-    "--iterations",
-    "100",
-    "--repeats",
-    "2",
-    "--threads",
-    "1",
-    "--no-probe",
-    "--budget",
-    "5",
-]
-"""4 series (tutorial and tuned, float32 and float64) of 2 sizes: 8 configurations, a few seconds."""
+from tests.sweeps import TINY
 
 
 def full_sweep(threads: int = 4) -> Sweep:

@@ -11,28 +11,8 @@ import pytest
 
 from bench import results, submit
 from bench.cli import main
+from tests.sweeps import TINY
 
-TINY = [
-    "--backends",
-    "numpy",
-    "--grads",
-    "manual",
-    "--modes",
-    "eager",
-    "--devices",
-    "cpu",
-    "--sizes",
-    "100,300",
-    "--iterations",
-    "100",
-    "--repeats",
-    "2",
-    "--threads",
-    "1",
-    "--no-probe",
-    "--budget",
-    "5",
-]
 NO_THREADS = [o for i, o in enumerate(TINY) if "--threads" not in TINY[max(i - 1, 0) : i + 1]]
 
 

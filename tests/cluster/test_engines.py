@@ -18,33 +18,10 @@ import pytest
 from bench import results, submit
 from bench.cli import main
 from bench.environment import PROJECT_ROOT
+from tests.sweeps import TINY_TUTORIAL, bench_command
 
 pytestmark = pytest.mark.cluster
 
-TINY = [
-    "--backends",
-    "numpy",
-    "--grads",
-    "manual",
-    "--modes",
-    "eager",
-    "--formulations",
-    "tutorial",
-    "--devices",
-    "cpu",
-    "--sizes",
-    "100,300",
-    "--iterations",
-    "100",
-    "--repeats",
-    "2",
-    "--threads",
-    "1",
-    "--no-probe",
-    "--budget",
-    "5",
-]
-"""2 series (float32, float64) of 2 sizes: 4 configurations."""
 SBATCH_SCRIPT = PROJECT_ROOT / "docs" / "examples" / "arraybench.sbatch"
 
 
@@ -84,14 +61,14 @@ def test_submitit_local_executor_runs_two_shards(tmp_path: Path) -> None:
     say: list[str] = []
     out = tmp_path / "submit"
     options = {"out": str(out), "machine": "submitit-local"}
-    assert submit.submit("slurm", 2, TINY, options, say.append, engine=engine) == 0
+    assert submit.submit("slurm", 2, TINY_TUTORIAL, options, say.append, engine=engine) == 0
     assert sum(bool(re.match(r"shard \d/2: submitit-local job \d+ ", line)) for line in say) == 2, say
     check_merged(out / "merged", "submitit-local")
 
 
 def test_a_local_ray_runs_two_shards_one_per_node_at_a_time(tmp_path: Path, capsys) -> None:
     out = tmp_path / "submit"
-    assert main(["submit", "--executor", "ray", "--shards", "2", "--out", str(out), "--", *TINY]) == 0
+    assert main(["submit", "--executor", "ray", "--shards", "2", "--out", str(out), "--", *TINY_TUTORIAL]) == 0
     log = (out / "submit.log").read_text()
     assert len(re.findall(r"shard \d/2: Ray task [0-9a-f]{16,} ", log)) == 2, log
     check_merged(out / "merged", "ray")
@@ -118,25 +95,18 @@ def sacct(job: str) -> dict[str, tuple[str, str, str]]:
     return {line.split("|")[0]: tuple(line.split("|")[1:]) for line in listing.splitlines() if line}
 
 
+def submit_to_slurm(out: Path, *options: str, timeout: float) -> subprocess.CompletedProcess:
+    """``python -m bench submit --executor slurm --shards 2 OPTIONS`` of the tiny sweep into ``out``, in a fresh
+    process as a user runs it."""
+    command = bench_command(
+        "submit", "--executor", "slurm", "--shards", "2", *options, "--out", str(out), "--", *TINY_TUTORIAL
+    )
+    return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout)
+
+
 def test_bench_submit_on_a_real_slurm(slurm, tmp_path: Path) -> None:
     out = tmp_path / "submit"
-    command = [
-        sys.executable,
-        "-m",
-        "bench",
-        "submit",
-        "--executor",
-        "slurm",
-        "--shards",
-        "2",
-        "--time",
-        "10",
-        "--out",
-        str(out),
-        "--",
-        *TINY,
-    ]
-    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    done = submit_to_slurm(out, "--time", "10", timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     jobs = re.findall(r"shard (\d)/2: SLURM job (\d+_\d)", (out / "submit.log").read_text())
     assert [index for index, _ in jobs] == ["0", "1"], done.stdout
@@ -161,7 +131,7 @@ def test_the_documented_sbatch_array_script_on_a_real_slurm(slurm, tmp_path: Pat
         f"--export=ALL,PYTHON={sys.executable}",
         str(SBATCH_SCRIPT),
         str(out),
-        *TINY,
+        *TINY_TUTORIAL,
     ]
     done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr + "".join(p.read_text() for p in tmp_path.glob("*.out"))
@@ -192,23 +162,7 @@ def test_a_resubmit_waits_for_the_earlier_jobs_still_in_slurm(slurm, tmp_path: P
 
 def test_a_partition_slurm_refuses_is_one_line_and_exit_2(slurm, tmp_path: Path) -> None:
     out = tmp_path / "submit"
-    command = [
-        sys.executable,
-        "-m",
-        "bench",
-        "submit",
-        "--executor",
-        "slurm",
-        "--shards",
-        "2",
-        "--partition",
-        "no-such-partition",
-        "--out",
-        str(out),
-        "--",
-        *TINY,
-    ]
-    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    done = submit_to_slurm(out, "--partition", "no-such-partition", timeout=120)
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.count("\n") == 1 and "SLURM refused the shards: " in done.stderr
     assert "Invalid partition name specified" in done.stderr and not out.exists()
