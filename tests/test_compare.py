@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,8 @@ import pytest
 
 from bench import cli, results
 from bench.environment import PROJECT_ROOT
+from tests.sweeps import bench_command
+from tests.synthetic import write_configuration
 
 ITERATIONS = 100
 SAMPLES = 10
@@ -58,28 +59,8 @@ def write_run(
     folder.mkdir(parents=True)
     for backend, grad, mode, n in only or CONFIGURATIONS:
         status = (statuses or {}).get((backend, n), "ok")
-        base = {
-            "run_id": folder.name,
-            "backend": backend,
-            "grad": grad,
-            "mode": mode,
-            "formulation": "tutorial",
-            "device": "cpu",
-            "form": "tutorial",
-            "dtype": "float64",
-            "n": n,
-            "iterations": ITERATIONS,
-            "iterations_timed": ITERATIONS,
-            "status": status,
-            "host": "synthetic",
-            "reason": "" if status == "ok" else "synthetic failure",
-        }
         samples = per_fit_seconds(backend, n) * (scale or {}).get(backend, 1.0) * noise
-        median = float(np.median(samples))
-        summary = {**base, "repeats": len(samples), "median_s": median, "us_per_iter": median / ITERATIONS * 1e6}
-        results.append_rows(folder, "summary", [summary])
-        if status == "ok":
-            results.append_rows(folder, "raw", [{**base, "repeat": i, "seconds": s} for i, s in enumerate(samples)])
+        write_configuration(folder, samples, ITERATIONS, status, backend=backend, grad=grad, mode=mode, n=n)
     if environment is not None:
         (folder / "environment.json").write_text(json.dumps({"schema_version": results.SCHEMA_VERSION, **environment}))
     return folder
@@ -98,9 +79,7 @@ def scaled_copy(run: Path, folder: Path, backend: str, factor: float) -> Path:
 
 def bench(*argv: str) -> subprocess.CompletedProcess:
     """``python -m bench ARGV`` in a fresh process, as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "bench", *argv], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run(bench_command(*argv), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
 
 
 def run_cli(*argv: str, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:

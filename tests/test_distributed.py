@@ -30,6 +30,8 @@ from bench.config import Configuration, Sweep
 from bench.protocol import Request
 from bench.ranks import core_shares, free_port, run_group
 from bench.rows import rows_for
+from tests.sweeps import bench_command
+from tests.synthetic import NUMPY_LOOP
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 100_000
@@ -79,17 +81,7 @@ def test_worlds_option_is_checked(capsys) -> None:
 
 def test_runs_before_the_world_axis_read_as_world_1(tmp_path: Path) -> None:
     row = {c: "" for c in results.SUMMARY_COLUMNS if c not in results.ADDED_COLUMNS}
-    row.update(
-        backend="numpy",
-        grad="manual",
-        mode="eager",
-        formulation="tutorial",
-        device="cpu",
-        dtype="float64",
-        n=1000,
-        iterations=10,
-        status="ok",
-    )
+    row.update(NUMPY_LOOP, n=1000, iterations=10, status="ok")
     pd.DataFrame([row]).to_csv(tmp_path / "summary.csv", index=False)
     summary = results.read_csv(tmp_path / "summary.csv")
     assert summary["world"].tolist() == [1] and summary["allreduce_us"].isna().all()
@@ -149,48 +141,27 @@ def test_torch_calls_all_reduce_once_per_iteration(monkeypatch) -> None:
         torch.distributed.destroy_process_group()
 
 
-def bench_run(tmp_path: Path, name: str, *args: str, env: dict | None = None) -> pd.DataFrame:
-    folder = tmp_path / name
-    command = [
-        sys.executable,
-        "-m",
-        "bench",
-        "run",
-        "--devices",
-        "cpu",
-        "--repeats",
-        "1",
-        "--no-probe",
-        "--out",
-        str(folder),
-        *args,
-    ]
+def bench_run(tmp_path: Path, backend: str, *args: str, env: dict | None = None) -> pd.DataFrame:
+    """The summary of ``python -m bench run`` of ``backend`` with ``args`` (one repeat on the CPU), in a fresh
+    process, into the folder named after the backend."""
+    folder = tmp_path / backend
+    command = bench_command(
+        "run", "--backends", backend, "--devices", "cpu", "--repeats", "1", "--no-probe", "--out", str(folder), *args
+    )
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert (folder / "summary.csv").is_file(), done.stdout[-3000:] + done.stderr[-3000:]
     return results.read_csv(folder / "summary.csv")
 
 
 GRID = ("--sizes", str(N), "--iterations", str(ITERATIONS), "--dtypes", "float32,float64")
+ACROSS_WORLDS = ("--worlds", "1,2,4", "--formulations", "tuned", "--grads", "manual")
+"""The tuned formulation with manual gradients (the variants that run across devices) at worlds 1, 2 and 4."""
 
 
 @pytest.mark.slow
 def test_jax_across_1_2_and_4_host_devices_agrees_with_the_reference(tmp_path: Path) -> None:
     pytest.importorskip("jax")
-    summary = bench_run(
-        tmp_path,
-        "jax",
-        "--backends",
-        "jax",
-        "--worlds",
-        "1,2,4",
-        "--modes",
-        "jit-loop",
-        "--formulations",
-        "tuned",
-        "--grads",
-        "manual",
-        *GRID,
-    )
+    summary = bench_run(tmp_path, "jax", *ACROSS_WORLDS, "--modes", "jit-loop", *GRID)
     assert sorted(zip(summary["world"], summary["dtype"], summary["status"], strict=True)) == [
         (w, dtype, "ok") for w in (1, 2, 4) for dtype in ("float32", "float64")
     ], summary[["world", "dtype", "status", "reason"]].to_string()
@@ -202,23 +173,7 @@ def test_jax_across_1_2_and_4_host_devices_agrees_with_the_reference(tmp_path: P
 @pytest.mark.slow
 def test_torch_gloo_ranks_agree_with_the_reference_and_skip_beyond_the_cores(tmp_path: Path) -> None:
     pytest.importorskip("torch")
-    summary = bench_run(
-        tmp_path,
-        "torch",
-        "--backends",
-        "torch",
-        "--worlds",
-        "1,2,4",
-        "--modes",
-        "eager",
-        "--formulations",
-        "tuned",
-        "--grads",
-        "manual",
-        "--threads",
-        "2",
-        *GRID,
-    )
+    summary = bench_run(tmp_path, "torch", *ACROSS_WORLDS, "--modes", "eager", "--threads", "2", *GRID)
     table = summary[["world", "dtype", "status", "reason"]].to_string()
     by_world = summary.groupby("world")["status"].agg(set).to_dict()
     assert by_world[1] == {"ok"} and by_world[2] == {"ok"}, table
@@ -272,8 +227,6 @@ def test_a_dead_or_hung_rank_ends_its_group_and_the_sweep_goes_on(
     tag = uuid.uuid4().hex
     summary = bench_run(
         tmp_path,
-        "faulty",
-        "--backends",
         "faulty",
         "--worlds",
         "2",

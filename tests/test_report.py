@@ -15,6 +15,8 @@ from bench.plots import floor_lines
 from bench.report import BASELINE, crossover_section, markdown, report_sections
 from bench.runs import load_run
 from bench.scaling import ScalingFit, crossover, fit_scaling, fit_variants
+from tests.sweeps import NUMPY_AND_JAX_LOOPS
+from tests.synthetic import write_configuration
 
 ITERATIONS = 100
 
@@ -29,27 +31,9 @@ def write_run(folder: Path, seconds: dict[tuple, list[float]], statuses: dict[tu
     folder.mkdir(parents=True)
     for (backend, grad, mode, device, n), samples in seconds.items():
         status = (statuses or {}).get((backend, grad, mode, device, n), "ok")
-        base = {
-            "run_id": folder.name,
-            "backend": backend,
-            "grad": grad,
-            "mode": mode,
-            "formulation": "tutorial",
-            "device": device,
-            "form": "tutorial",
-            "dtype": "float64",
-            "n": n,
-            "iterations": ITERATIONS,
-            "iterations_timed": ITERATIONS,
-            "status": status,
-            "host": "synthetic",
-            "reason": "" if status == "ok" else "synthetic failure",
-        }
-        median = float(np.median(samples))
-        summary = {**base, "repeats": len(samples), "median_s": median, "us_per_iter": median / ITERATIONS * 1e6}
-        results.append_rows(folder, "summary", [summary])
-        if status == "ok":
-            results.append_rows(folder, "raw", [{**base, "repeat": i, "seconds": s} for i, s in enumerate(samples)])
+        write_configuration(
+            folder, samples, ITERATIONS, status, backend=backend, grad=grad, mode=mode, device=device, n=n
+        )
     return folder
 
 
@@ -201,12 +185,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     code = cli.main(
         [
             "run",
-            "--backends",
-            "numpy,jax",
-            "--grads",
-            "manual",
-            "--modes",
-            "eager,jit-loop",
+            *NUMPY_AND_JAX_LOOPS,
             "--devices",
             "cpu",
             "--sizes",
