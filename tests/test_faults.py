@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ import pandas as pd
 import pytest
 
 from bench import results, runfolder
+from tests.sweeps import bench_command
 from tests.test_reliability import (  # noqa: F401 (whole_run is a fixture)
     ROOT,
     TINY,
@@ -35,6 +35,7 @@ from tests.test_reliability import (  # noqa: F401 (whole_run is a fixture)
     same_results,
     start_bench,
     status_line,
+    sweep_args,
     whole_run,
 )
 
@@ -91,20 +92,7 @@ def test_an_unwritable_output_is_one_line_exit_2_before_any_work(unwritable_out,
     home.mkdir()
     env = {k: v for k, v in environment(backends=None).items() if k != "ARRAYBENCH_CACHE"} | {"HOME": str(home)}
     before = files_under(tmp_path)
-    command = [
-        sys.executable,
-        "-m",
-        "bench",
-        "run",
-        "--backends",
-        "numpy",
-        "--sizes",
-        "16",
-        "--iterations",
-        "10",
-        "--out",
-        str(out),
-    ]
+    command = bench_command("run", "--backends", "numpy", "--sizes", "16", "--iterations", "10", "--out", str(out))
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     err = one_line_error(done, 2)
     assert message in err and done.stdout == ""
@@ -343,32 +331,12 @@ def memory_cgroup() -> Iterator[Path]:
 @pytest.mark.slow
 def test_a_worker_the_oom_killer_ends_is_oom_with_the_evidence_and_larger_sizes_are_skipped(tmp_path, memory_cgroup):
     run = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "bench",
-        "run",
-        "--backends",
-        "faulty",
-        "--sizes",
-        "16,17,24",
-        "--iterations",
-        "100",
-        *TINY,
-        "--formulations",
-        "tutorial",
-        "--no-probe",
-        "--out",
-        str(run),
-    ]
 
     def enter_cgroup() -> None:
         default_interrupts()
         memory_cgroup.write_text(str(os.getpid()))
 
-    done = subprocess.run(
-        command, cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=300, preexec_fn=enter_cgroup
-    )
+    done = bench(*sweep_args(run, "faulty", "16,17,24", "100"), timeout=300, preexec_fn=enter_cgroup)
     assert done.returncode == 1, done.stdout + done.stderr
     got = rows(run)
     assert got[("faulty", 16, 100)]["status"] == "ok"
@@ -387,9 +355,7 @@ def test_a_worker_the_oom_killer_ends_is_oom_with_the_evidence_and_larger_sizes_
 @pytest.mark.slow
 def test_a_lying_worker_gives_failed_rows_and_the_sweep_goes_on_with_a_fresh_one(tmp_path):
     run = tmp_path / "run"
-    done = bench(
-        "run", "--backends", "faulty", "--sizes", "18,19,20,21,16", "--iterations", "100", "--out", str(run), *TINY
-    )
+    done = bench(*sweep_args(run, "faulty", "18,19,20,21,16", "100"))
     assert done.returncode == 1, done.stdout + done.stderr
     got = rows(run)
     expected = {

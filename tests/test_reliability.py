@@ -22,6 +22,7 @@ from backends import RegistryError, registry
 from bench import results
 from bench.cli import main
 from tests.availability import gpu_here
+from tests.sweeps import bench_command
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULTY = "tests.faulty_backend:FaultyBackend"
@@ -46,10 +47,32 @@ def focused(args: tuple[str, ...]) -> list[str]:
     return list(args)
 
 
-def bench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """``python -m bench ARGS`` in a fresh process, as a user runs it."""
-    command = [sys.executable, "-m", "bench", *focused(args)]
-    return subprocess.run(command, cwd=ROOT, env=env or environment(), capture_output=True, text=True, timeout=120)
+def sweep_args(run: Path, backends: str, sizes: str, iterations: str, *more: str) -> tuple[str, ...]:
+    """The arguments of ``bench run`` of ``backends`` at ``sizes`` and ``iterations`` into the folder ``run``, with
+    :data:`TINY`'s settings and the ``more`` options the test is about."""
+    return (
+        "run",
+        "--backends",
+        backends,
+        "--sizes",
+        sizes,
+        "--iterations",
+        iterations,
+        *more,
+        "--out",
+        str(run),
+        *TINY,
+    )
+
+
+def bench(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, **options
+) -> subprocess.CompletedProcess:
+    """``python -m bench ARGS`` in a fresh process, as a user runs it; ``options``: more of subprocess.run's."""
+    command = bench_command(*focused(args))
+    return subprocess.run(
+        command, cwd=ROOT, env=env or environment(), capture_output=True, text=True, timeout=timeout, **options
+    )
 
 
 def default_interrupts() -> None:
@@ -59,9 +82,9 @@ def default_interrupts() -> None:
 
 
 def start_bench(*args: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "bench", *focused(args)]
+    """``python -m bench ARGS`` started in a fresh process that Ctrl-C interrupts, its output piped."""
     return subprocess.Popen(
-        command,
+        bench_command(*focused(args)),
         cwd=ROOT,
         env=environment(),
         stdout=subprocess.PIPE,
@@ -86,20 +109,7 @@ def status_line(out: str) -> str:
 @pytest.mark.slow
 def test_each_fault_is_a_row_with_a_reason_and_the_sweep_goes_on(tmp_path):
     run = tmp_path / "run"
-    done = bench(
-        "run",
-        "--backends",
-        "faulty,numpy",
-        "--sizes",
-        "5,6,7,8,9,11,12,16",
-        "--iterations",
-        "200",
-        "--timeout",
-        "6",
-        "--out",
-        str(run),
-        *TINY,
-    )
+    done = bench(*sweep_args(run, "faulty,numpy", "5,6,7,8,9,11,12,16", "200", "--timeout", "6"))
     assert done.returncode == 1, done.stderr
     got = rows(run)
     expected = {
@@ -127,9 +137,7 @@ def test_each_fault_is_a_row_with_a_reason_and_the_sweep_goes_on(tmp_path):
 @pytest.mark.slow
 def test_out_of_memory_is_oom_and_skips_the_larger_sizes_of_that_variant_only(tmp_path):
     run = tmp_path / "run"
-    done = bench(
-        "run", "--backends", "faulty,numpy", "--sizes", "14,10,16", "--iterations", "100", "--out", str(run), *TINY
-    )
+    done = bench(*sweep_args(run, "faulty,numpy", "14,10,16", "100"))
     assert done.returncode == 1
     got = rows(run)
     assert got[("faulty", 14, 100)]["status"] == "ok"
@@ -146,7 +154,7 @@ def test_a_backend_that_returns_a_stale_result_on_later_repeats_is_a_mismatch(tm
     """n=15: the fit runs once in each process, then hands that result back: in each process, the repeat
     after the one from the warm-up's seed disagrees with its own reference."""
     run = tmp_path / "run"
-    done = bench("run", "--backends", "faulty", "--sizes", "15,16", "--iterations", "200", "--out", str(run), *TINY)
+    done = bench(*sweep_args(run, "faulty", "15,16", "200"))
     assert done.returncode == 1, done.stdout + done.stderr
     got = rows(run)
     assert got[("faulty", 16, 200)]["status"] == "ok"
@@ -161,18 +169,7 @@ def test_a_backend_that_returns_a_stale_result_on_later_repeats_is_a_mismatch(tm
 def test_a_size_that_cannot_fit_is_skipped_with_the_estimate_and_exit_status_0(tmp_path):
     run = tmp_path / "run"
     huge = 10**13  # 10^13 float64 elements: about 900 TiB, more than any host has
-    done = bench(
-        "run",
-        "--backends",
-        "faulty,numpy",
-        "--sizes",
-        f"16,20000,{huge}",
-        "--iterations",
-        "10",
-        "--out",
-        str(run),
-        *TINY,
-    )
+    done = bench(*sweep_args(run, "faulty,numpy", f"16,20000,{huge}", "10"))
     assert done.returncode == 0, done.stdout
     got = rows(run)
     for backend in ("faulty", "numpy"):
@@ -193,20 +190,7 @@ def test_a_size_that_cannot_fit_is_skipped_with_the_estimate_and_exit_status_0(t
 @pytest.mark.slow
 def test_a_learning_rate_too_large_for_numpy_is_diverged_with_the_iteration(tmp_path):
     run = tmp_path / "run"
-    done = bench(
-        "run",
-        "--backends",
-        "numpy",
-        "--sizes",
-        "1000",
-        "--iterations",
-        "300",
-        "--learning-rate",
-        "1",
-        "--out",
-        str(run),
-        *TINY,
-    )
+    done = bench(*sweep_args(run, "numpy", "1000", "300", "--learning-rate", "1"))
     assert done.returncode == 1
     row = rows(run)[("numpy", 1000, 300)]
     assert row["status"] == "diverged"
@@ -256,9 +240,7 @@ def test_an_entry_point_backend_runs_in_the_workers_too(tmp_path):
     (info / "entry_points.txt").write_text(f"[arraybench.backends]\nfaulty = {FAULTY}\n")
     env = environment(pythonpath=f"{tmp_path / 'site'}{os.pathsep}{ROOT}", backends=None)
     run = tmp_path / "run"
-    done = bench(
-        "run", "--backends", "faulty", "--sizes", "6,16", "--iterations", "100", "--out", str(run), *TINY, env=env
-    )
+    done = bench(*sweep_args(run, "faulty", "6,16", "100"), env=env)
     got = rows(run)
     assert got[("faulty", 6, 100)]["status"] == "failed" and "SIGSEGV" in got[("faulty", 6, 100)]["reason"]
     assert got[("faulty", 16, 100)]["status"] == "ok"
@@ -345,20 +327,7 @@ def test_an_interrupted_sweep_keeps_what_finished_and_resume_completes_it(tmp_pa
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="workers die with their runner through Linux's prctl")
 def test_a_hung_worker_dies_with_its_killed_runner(tmp_path):
-    sweep = start_bench(
-        "run",
-        "--backends",
-        "faulty",
-        "--sizes",
-        "5",
-        "--iterations",
-        "100",
-        "--timeout",
-        "60",
-        "--out",
-        str(tmp_path / "run"),
-        *TINY,
-    )
+    sweep = start_bench(*sweep_args(tmp_path / "run", "faulty", "5", "100", "--timeout", "60"))
     deadline = time.monotonic() + 30
     while not (workers := psutil.Process(sweep.pid).children(recursive=True)):
         assert time.monotonic() < deadline, "no worker started"
@@ -538,8 +507,6 @@ def test_the_readme_example_backend_runs_and_agrees_with_the_reference(tmp_path)
     (tmp_path / "my_backends.py").write_text(code)
     env = environment(f"{tmp_path}{os.pathsep}{ROOT}", "my_backends:PurePythonBackend")
     run = tmp_path / "run"
-    done = bench(
-        "run", "--backends", "purepython", "--sizes", "50", "--iterations", "300", "--out", str(run), *TINY, env=env
-    )
+    done = bench(*sweep_args(run, "purepython", "50", "300"), env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert rows(run)[("purepython", 50, 300)]["status"] == "ok"

@@ -32,6 +32,23 @@ def test_markers_are_registered_and_strict() -> None:
     assert {line.split(":")[0] for line in options["markers"]} >= {"gpu", "slow"}
 
 
+def child_pytest(tests: Path, *options: str) -> list[str]:
+    """The command of a pytest of the file ``tests`` alone in a fresh process, rooted in its folder and without
+    the cache, with the plugins and selections in ``options``."""
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(tests.parent),
+        *options,
+        str(tests),
+    ]
+
+
 CHILD_TESTS = """
 import os
 
@@ -58,23 +75,15 @@ def test_the_benchmark_plugin_changes_threads_only_when_benchmarks_are_collected
     (tmp_path / "test_child.py").write_text(CHILD_TESTS)
     env = {k: v for k, v in os.environ.items() if k != "ARRAYBENCH_THREADS"}
     env["PYTHONPATH"] = str(PROJECT_ROOT)
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
+    command = child_pytest(
+        tmp_path / "test_child.py",
         "-p",
         "tests.benchmarks.plugin",
-        "--rootdir",
-        str(tmp_path),
         "--fit-threads=1",
         "--fit-sizes=1000",
         "-k",
         selected,
-        str(tmp_path / "test_child.py"),
-    ]
+    )
     done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert outcome in done.stdout and "failed" not in done.stdout
@@ -116,22 +125,9 @@ def test_a_gpu_tests_skip_fails_where_a_gpu_is_required(
     its body, fails; a test not marked ``gpu`` skips either way. ``-m gpu`` selects only the marked one."""
     (tmp_path / "test_child.py").write_text(GPU_CHILD_TESTS.replace("PRETEND_A_GPU", str(pretend_a_gpu)))
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "ARRAYBENCH_REQUIRE_GPU": "1" if require_gpu else "0"}
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-rs",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "tests.availability",
-        "-c",
-        str(PROJECT_ROOT / "pyproject.toml"),
-        "--rootdir",
-        str(tmp_path),
-        str(tmp_path / "test_child.py"),
-    ]
+    command = child_pytest(
+        tmp_path / "test_child.py", "-rs", "-p", "tests.availability", "-c", str(PROJECT_ROOT / "pyproject.toml")
+    )
     done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert outcome in done.stdout and "warning" not in done.stdout, done.stdout + done.stderr
     if require_gpu:
