@@ -1,5 +1,6 @@
-"""``python -m bench``: run a sweep (or one shard of it); submit its shards to a cluster and merge them;
-report, plot and compare runs; import pytest-benchmark JSON; list what can run here; print the fingerprint.
+"""``arraybench`` (or ``python -m bench``): run a sweep (or one shard of it); submit its shards to a cluster and
+merge them; report, plot and compare runs; import pytest-benchmark JSON; list what can run here; print the
+fingerprint.
 
 Every option is checked before any work: a bad value gets one line on stderr naming the problem and the
 valid choices, exit status 2, and nothing is written.
