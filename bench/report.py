@@ -431,8 +431,13 @@ def described(row: pd.Series) -> str:
 
 def sentence(device: str, dtype: str, group: list[Point]) -> str:
     first, last = group[0], group[-1]
-    at = f"n = {size_text(first.n)}" if first is last else f"n = {size_text(first.n)} to {size_text(last.n)}"
-    where = f"{'At' if first is last else 'From'} {at} in {dtype} on {DEVICES.get(device, device)}"
+    if first.n != last.n:
+        at = f"From n = {size_text(first.n)} to {size_text(last.n)}"
+    elif first is last:
+        at = f"At n = {size_text(first.n)}"
+    else:  # one size at several iteration counts
+        at = f"At n = {size_text(first.n)} ({first.iterations:,} to {last.iterations:,} iterations)"
+    where = f"{at} in {dtype} on {DEVICES.get(device, device)}"
     winner = described(first.ranked[0])
     if len(first.ranked) < 2:
         return f"{where}, {winner} is the only framework measured."

@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.colors import to_hex
 from rich.console import Console
@@ -17,7 +18,7 @@ from rich.console import Console
 from bench import cli, plots, results
 from bench.config import Configuration
 from bench.progress import SweepProgress, fit_label, fixed_width
-from bench.report import MARKDOWN_COLUMNS, answer_sections, markdown, report_sections
+from bench.report import MARKDOWN_COLUMNS, Point, answer_sections, answer_sentences, markdown, report_sections
 from bench.runs import load_run
 
 ITERATIONS = 200
@@ -273,3 +274,20 @@ def test_the_live_progress_line_fits_80_columns() -> None:
     last = lines[-1]
     assert "1/1234" in last and "left" in last and "n=10^6" in last
     assert fixed_width(1234) < 45
+
+
+def test_one_size_at_several_iteration_counts_is_said_as_one_size() -> None:
+    """A sweep with one n at 20, 200 and 2000 iterations (``--sizes`` with the preset's iteration counts): "At
+    n = 10^5 (20 to 2,000 iterations)", not "From n = 10^5 to 10^5"."""
+
+    def point(iterations: int) -> Point:
+        rows = [
+            pd.Series({"backend": "numba", "variant": "numba jit-loop tuned", "us_per_iter": 1.0, "x_floor": 1.5}),
+            pd.Series({"backend": "torch", "variant": "torch jit-loop tuned", "us_per_iter": 2.0, "x_floor": 3.0}),
+        ]
+        return Point(100_000, iterations, rows, verdict="faster", ratio=2.0)
+
+    [said] = answer_sentences("cpu", "float64", [point(20), point(200), point(2_000)])
+    assert said.startswith("At n = 10^5 (20 to 2,000 iterations) in float64 on the CPU, Numba (jit-loop tuned)"), said
+    [once] = answer_sentences("cpu", "float64", [point(200)])
+    assert once.startswith("At n = 10^5 in float64"), once
