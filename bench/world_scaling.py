@@ -50,7 +50,17 @@ STRONG = Section(
 
 WEAK = Section(
     "Weak scaling: n / world fixed per device (us per iteration)",
-    ["variant", "n per device", "world", "n", "us per iter", "1 device us", "efficiency", "one device from"],
+    [
+        "variant",
+        "n per device",
+        "world",
+        "n",
+        "iterations",
+        "us per iter",
+        "1 device us",
+        "efficiency",
+        "one device from",
+    ],
     note="Efficiency = one device's time at n / world / the time across world devices at n. One device's time is"
     " the world-1 row at n / world where the sweep has one, else the group's own timing of one device.",
 )
@@ -143,7 +153,7 @@ def strong_section(summary: pd.DataFrame) -> Section:
 
 def weak_section(summary: pd.DataFrame) -> Section:
     _, spread, section, base = scaling_section(summary, WEAK)
-    for row in spread.sort_values([*VARIANT_COLUMNS, "n", "world"]).itertuples():
+    for row in spread.sort_values([*VARIANT_COLUMNS, "n", "world", "iterations"]).itertuples():
         key = tuple(getattr(row, c) for c in VARIANT_COLUMNS)
         per_device = row.n // row.world
         t1, source = base.get((*key, per_device, row.iterations)), "world-1 row"
@@ -155,6 +165,7 @@ def weak_section(summary: pd.DataFrame) -> Section:
                 f"{per_device:,}",
                 str(row.world),
                 f"{row.n:,}",
+                f"{row.iterations:,}",
                 significant(row.us_per_iter),
                 significant(t1),
                 f"{t1 / row.us_per_iter:.0%}",

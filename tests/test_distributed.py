@@ -292,6 +292,10 @@ def test_scaling_sections_read_the_rows_and_warn_when_devices_share_cores(tmp_pa
     t1, t2 = 10 + 1000.0, 10 + 500.0 + 40
     assert at_a_million[1][5] == f"{t1 / t2:.2f}x" and at_a_million[1][6] == f"{t1 / t2 / 2:.0%}"
     assert "World 4 exceeds the 2 cores" in strong.note and "World 4" in weak.note
+    # Weak: world 2 at 10^6 holds 500,000 per device; one device's time there is the group's own (local_us).
+    weak_row = next(row for row in weak.rows if row[1] == "500,000")
+    assert weak_row[2:5] == ["2", "1,000,000", "100"] and weak_row[-1] == "the group"
+    assert weak_row[7] == f"{(10 + 500.0) / (10 + 500.0 + 40):.0%}"
     assert [row[1] for row in crossover.rows] == ["2", "4"]
     # o = 10 us, e = 1e-3 us per element, A = 40 us at world 2: pays from n = 40 / (1e-3 / 2) = 80,000.
     pays, efficient = crossover_sizes(10, 1e-3, 40, 2)
