@@ -214,31 +214,50 @@ def world_sections(summary: pd.DataFrame) -> list[Section]:
 
 
 def plot_strong_scaling(summary: pd.DataFrame, folder: Path) -> Path | None:
-    """``strong_scaling.png``: speedup over one device against world, one line per variant and n, beside the
-    ideal (speedup = world); None when the run has no fit across devices to draw."""
-    from matplotlib.figure import Figure
+    """``strong_scaling.png``: speedup over one device against world, one panel per device and dtype, one line per
+    variant and n (colour by framework, line style by n) at its largest iteration count (the least weight of
+    per-fit costs), beside the ideal (speedup = world); None when the run has no fit across devices to draw."""
+    from bench.plots import COLOURS, DPI, OTHER_COLOURS, panels, short_label
 
     single, spread = spread_rows(summary)
     base = single.set_index([*VARIANT_COLUMNS, *POINT_COLUMNS])["us_per_iter"]
-    lines = []
-    for (*key, n, iterations), rows in spread.groupby([*VARIANT_COLUMNS, *POINT_COLUMNS], sort=True):
-        key = tuple(key)
-        t1 = base.get((*key, n, iterations))
-        if t1 is not None:
-            rows = rows.sort_values("world")
-            lines.append((f"{label(key)} n={n:,}", [1, *rows["world"]], [1.0, *(t1 / rows["us_per_iter"])]))
-    if not lines:
+    point_keys = spread[[*VARIANT_COLUMNS, *POINT_COLUMNS]].itertuples(index=False, name=None)
+    timed = spread[[key in base.index for key in point_keys]]
+    if timed.empty:
         return None
-    figure = Figure(figsize=(8, 5))
-    axes = figure.subplots()
-    top = max(max(worlds) for _, worlds, _ in lines)
-    axes.plot([1, top], [1, top], color="grey", linestyle=":", label="ideal")
-    for name, worlds, speedups in lines:
-        axes.plot(worlds, speedups, marker="o", label=name)
-    axes.set_xlabel("world (devices)")
-    axes.set_ylabel("speedup over one device")
-    axes.set_title("Strong scaling" + (" (devices share cores)" if shared_cores_note(spread) else ""))
-    axes.legend(fontsize=7)
+    longest = timed[timed["iterations"] == timed.groupby([*VARIANT_COLUMNS, "n"])["iterations"].transform("max")]
+    sizes = sorted(longest["n"].unique())
+    styles = ["-", "--", "-.", ":"]
+    figure, grid = panels(
+        longest,
+        "Strong scaling: speedup over one device at the same n"
+        + (" (the devices share cores: overhead, not speed)" if shared_cores_note(spread) else ""),
+    )
+    handles = {}
+    for (*key, n), rows in longest.groupby([*VARIANT_COLUMNS, "n"], sort=True):
+        backend, grad, mode, formulation, device, dtype = key
+        rows = rows.sort_values("world")
+        t1 = base[(*key, n, rows["iterations"].iloc[0])]
+        axes = grid[device, dtype]
+        name = f"{short_label(variant_label(backend, grad, mode, formulation))} n={n:,}"
+        (line,) = axes.plot(
+            [1, *rows["world"]],
+            [1.0, *(t1 / rows["us_per_iter"])],
+            color=COLOURS.get(backend, OTHER_COLOURS)[0],
+            linestyle=styles[sizes.index(n) % len(styles)],
+            marker="o",
+            label=name,
+        )
+        handles.setdefault(name, line)
+    top = int(longest["world"].max())
+    for axes in grid.values():
+        (ideal,) = axes.plot([1, top], [1, top], color="grey", linestyle=":", linewidth=1, label="ideal")
+        axes.set_xticks(range(1, top + 1))
+        axes.set_xlabel("world (devices)")
+        axes.set_ylabel("speedup over one device")
+        axes.set_ylim(bottom=0)
+    handles["ideal (speedup = world)"] = ideal
+    figure.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=2, fontsize="small")
     path = folder / "strong_scaling.png"
-    figure.savefig(path, dpi=120, bbox_inches="tight")
+    figure.savefig(path, dpi=DPI)
     return path
