@@ -46,6 +46,7 @@ STRONG = Section(
     ],
     note="Speedup = the variant's time on one device at the same n / its time across world devices; efficiency ="
     " speedup / world. Model = one device at n / world + the all-reduce alone (measured by the group).",
+    label_columns=4,
 )
 
 WEAK = Section(
@@ -63,6 +64,7 @@ WEAK = Section(
     ],
     note="Efficiency = one device's time at n / world / the time across world devices at n. One device's time is"
     " the world-1 row at n / world where the sweep has one, else the group's own timing of one device.",
+    label_columns=5,
 )
 
 CROSSOVER = Section(
@@ -77,6 +79,7 @@ CROSSOVER = Section(
     ],
     note="Model: Tw(n) = o + e n / world + A against T1(n) = o + e n, with o and e the one-device scaling fit"
     " (overhead, per-element cost) and A the median measured all-reduce.",
+    label_columns=2,
 )
 
 
@@ -119,7 +122,8 @@ def scaling_section(summary: pd.DataFrame, template: Section):
     ``template`` (its note ending with :func:`shared_cores_note`) and the one-device time per (variant, n,
     iterations)."""
     single, spread = spread_rows(summary)
-    section = Section(template.title, template.header, note=template.note + shared_cores_note(spread), label_columns=1)
+    note = template.note + shared_cores_note(spread)
+    section = Section(template.title, template.header, note=note, label_columns=template.label_columns)
     return single, spread, section, single.set_index([*VARIANT_COLUMNS, *POINT_COLUMNS])["us_per_iter"]
 
 
