@@ -17,6 +17,7 @@ figures measure the overhead of the collective and of sharing, not speed: the se
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,9 @@ from bench.config import POINT_COLUMNS, VARIANT_COLUMNS
 from bench.report import Section, significant
 from bench.runs import variant_label
 from bench.scaling import fit_variants
+
+if TYPE_CHECKING:
+    from matplotlib.lines import Line2D
 
 EFFICIENT = 0.9
 """The efficiency the crossover table gives a size for."""
@@ -237,7 +241,7 @@ def plot_strong_scaling(summary: pd.DataFrame, folder: Path) -> Path | None:
         "Strong scaling: speedup over one device at the same n"
         + (" (the devices share cores: overhead, not speed)" if shared_cores_note(spread) else ""),
     )
-    handles = {}
+    handles: dict[str, Line2D] = {}
     for (*key, n), rows in longest.groupby([*VARIANT_COLUMNS, "n"], sort=True):
         backend, grad, mode, formulation, device, dtype = key
         rows = rows.sort_values("world")
