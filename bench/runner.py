@@ -106,7 +106,8 @@ class WorkerProcess:
         except queue.Empty:
             self.kill()
             raise WorkerFailure(
-                "timeout", f"no result within the {timeout_s:g} s timeout; the worker was killed"
+                "timeout",
+                f"no result within the {timeout_s:g} s timeout; the worker was killed (--timeout allows longer)",
             ) from None
         except BrokenPipeError:
             line = None

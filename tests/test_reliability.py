@@ -113,7 +113,7 @@ def test_each_fault_is_a_row_with_a_reason_and_the_sweep_goes_on(tmp_path):
     assert done.returncode == 1, done.stderr
     got = rows(run)
     expected = {
-        5: ("timeout", ["no result within the 6 s timeout", "killed"]),
+        5: ("timeout", ["no result within the 6 s timeout", "killed", "--timeout allows longer"]),
         6: ("failed", ["killed by SIGSEGV", "Fatal Python error: Segmentation fault", "string_at"]),
         7: ("failed", ["killed by SIGABRT", "Fatal Python error: Aborted", "faulty_backend.py"]),
         8: ("failed", ["exited with status 3", "faulty backend: giving up with exit status 3"]),
