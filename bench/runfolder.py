@@ -112,9 +112,14 @@ def locked(folder: Path) -> Iterator[None]:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file beside it, flushed to disk, then renamed over
-    it, so that a crash leaves the old file or the new one, never half of one."""
-    text = (json.dumps(data, indent=1) + "\n").encode()
+    """Write ``data`` to ``path`` as JSON, atomically (:func:`write_atomically`)."""
+    write_atomically(path, (json.dumps(data, indent=1) + "\n").encode())
+
+
+def write_atomically(path: Path, text: bytes) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file beside it, flushed to disk, then renamed over
+    it, so that a crash or a full disk (:class:`bench.results.DiskFull`) leaves the old file or the new one,
+    never half of one."""
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as file:
@@ -220,8 +225,8 @@ def check(
 def repair(folder: Path) -> None:
     """Undo what an interrupted runner leaves: an incomplete last line in any CSV (a write cut short), and
     raw and loss rows of a configuration that never reached summary.csv (stopped between its writes), so
-    that a resumed run repeats that configuration cleanly. A file is rewritten into a temporary one and renamed,
-    so a full disk (:class:`bench.results.DiskFull`) leaves it as it was."""
+    that a resumed run repeats that configuration cleanly. A file is rewritten by :func:`write_atomically`, so
+    a full disk leaves it as it was."""
     paths = {kind: folder / name for kind, name in results.FILES.items()}
     for path in paths.values():
         results.drop_partial_line(path)
@@ -230,15 +235,7 @@ def repair(folder: Path) -> None:
         frame = results.read_csv(paths[kind], kind, may_be_empty=True)
         keep = [key in done for key in keys_of(frame)]
         if not all(keep):
-            temporary = paths[kind].with_name(f".{paths[kind].name}.repair")
-            try:
-                frame[keep].to_csv(temporary, index=False)
-                os.replace(temporary, paths[kind])
-            except OSError as error:
-                temporary.unlink(missing_ok=True)
-                if results.DiskFull.applies(error):
-                    raise results.DiskFull(paths[kind], error) from None
-                raise
+            write_atomically(paths[kind], frame[keep].to_csv(index=False).encode())
 
 
 def done_keys(folder: Path) -> set[tuple]:
