@@ -40,9 +40,6 @@ within 2 s, each fit's loop shortened to about 0.4 s (at 10^7 NumPy takes tens o
 iteration): the whole check takes a few minutes on 2 quiet cores."""
 
 
-COLUMNS = CODE_COLUMNS
-
-
 def iterations_for(n: int) -> int:
     """2000 iterations below 10^6 (so a fit of microseconds per iteration is timed over milliseconds), 200
     from 10^6 on (which the per-fit budget may shorten to 10, one logging interval)."""
@@ -81,11 +78,11 @@ def verdict(summary: pd.DataFrame, threshold: float) -> tuple[list[str], list[st
     for (dtype, n), part in rows.groupby(["dtype", "n"]):
         best = part.loc[part["us_per_iter"].idxmin()]
         table.append(
-            f"{dtype:8} {n:>9}  {variant_label(*best[COLUMNS]):38} {best['us_per_iter']:>10.4g}"
+            f"{dtype:8} {n:>9}  {variant_label(*best[CODE_COLUMNS]):38} {best['us_per_iter']:>10.4g}"
             f" {best['floor_us']:>10.4g} {best['x_floor']:>8.3f}"
         )
     under = [
-        f"{row['dtype']} n={row['n']} {variant_label(*row[COLUMNS])}: x_floor {row['x_floor']:.3f}"
+        f"{row['dtype']} n={row['n']} {variant_label(*row[CODE_COLUMNS])}: x_floor {row['x_floor']:.3f}"
         f" ({row['us_per_iter']:.4g} us/iter, floor {row['floor_us']:.4g} us)"
         for _, row in rows[rows["x_floor"] < threshold].iterrows()
     ]

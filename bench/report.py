@@ -50,7 +50,6 @@ DEVICES = {"cpu": "the CPU", "gpu": "the GPU"}
 LEAD = {"faster": "faster", "no change": "tie", "too few samples": "too few", "slower": "slower"}
 """The answer table's word for each verdict of the winner against the runner-up."""
 FOOTNOTES = "¹²³⁴⁵⁶⁷⁸⁹"
-POINT = POINT_COLUMNS
 
 
 # --- numbers as text ------------------------------------------------------------------------------------------
@@ -255,7 +254,7 @@ def framework_best(ok: pd.DataFrame) -> pd.DataFrame:
     """Per device, dtype, size and backend: the row of the backend's fastest variant there."""
     if ok.empty:
         return ok
-    fastest = ok.groupby(["device", "dtype", *POINT, "backend"])["us_per_iter"].idxmin()
+    fastest = ok.groupby(["device", "dtype", *POINT_COLUMNS, "backend"])["us_per_iter"].idxmin()
     return ok.loc[fastest.to_numpy()]
 
 
@@ -335,7 +334,7 @@ def answer_sections(summary: pd.DataFrame, raw: pd.DataFrame | None, width: int 
 
     samples = samples_by_key(raw)
     tables: dict[tuple[str, str], list[Point]] = {}
-    for (device, dtype, n, iterations), rows in best.groupby(["device", "dtype", *POINT], sort=True):
+    for (device, dtype, n, iterations), rows in best.groupby(["device", "dtype", *POINT_COLUMNS], sort=True):
         ranked = [row for _, row in rows.sort_values("us_per_iter").iterrows()]
         tables.setdefault((device, dtype), []).append(Point(n, iterations, ranked))
     contested = [p for points in tables.values() for p in points if len(p.ranked) >= 2]
@@ -472,7 +471,7 @@ def sentence(device: str, dtype: str, group: list[Point]) -> str:
 def speed_pivot(summary: pd.DataFrame, values: str = "us_per_iter") -> pd.DataFrame:
     """``values`` of the ``ok`` rows: (device, dtype, n, iterations) x variant, the NumPy tutorial loop first."""
     ok = ok_rows(summary)
-    pivot = ok.pivot_table(index=[*PLACE_COLUMNS, *POINT], columns="variant", values=values, sort=True)
+    pivot = ok.pivot_table(index=[*PLACE_COLUMNS, *POINT_COLUMNS], columns="variant", values=values, sort=True)
     order = sorted(pivot.columns, key=lambda name: (name != BASELINE_NAME, name))
     return pivot[order]
 
@@ -482,13 +481,15 @@ def baseline_us(summary: pd.DataFrame) -> pd.Series:
     columns = summary[CODE_COLUMNS]
     is_baseline = (columns == pd.Series(BASELINE, index=columns.columns)).all(axis=1)
     rows = summary[is_baseline & (summary["status"] == "ok") & (summary["device"] == "cpu")]
-    return rows.set_index(["dtype", *POINT])["us_per_iter"]
+    return rows.set_index(["dtype", *POINT_COLUMNS])["us_per_iter"]
 
 
 def floor_us(summary: pd.DataFrame) -> dict[tuple[str, str], dict[tuple[int, int], float]]:
     """The machine's floor (``floor_us``, see :mod:`bench.roofline`) per (device, dtype), then (n, iterations)."""
     known = summary[(summary["status"] == "ok") & summary["floor_us"].notna()]
-    return {key: rows.groupby(POINT)["floor_us"].min().to_dict() for key, rows in known.groupby(["device", "dtype"])}
+    return {
+        key: rows.groupby(POINT_COLUMNS)["floor_us"].min().to_dict() for key, rows in known.groupby(["device", "dtype"])
+    }
 
 
 def variant_sections(
@@ -505,10 +506,10 @@ def variant_sections(
             note=note,
             label_columns=1,
         )
-        winners = rows.loc[rows.groupby(POINT)["us_per_iter"].idxmin()]
+        winners = rows.loc[rows.groupby(POINT_COLUMNS)["us_per_iter"].idxmin()]
         winners = set(zip(winners["variant"], winners["n"], winners["iterations"], strict=True))
         order = sorted(rows["variant"].unique())
-        by_variant = {v: part.set_index(POINT, drop=False) for v, part in rows.groupby("variant")}
+        by_variant = {v: part.set_index(POINT_COLUMNS, drop=False) for v, part in rows.groupby("variant")}
         previous = None
         for variant in order:
             backend = variant.split(" ", 1)[0]

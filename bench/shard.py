@@ -20,10 +20,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench.config import VARIANT_COLUMNS, Configuration, Sweep
-
-SERIES_FIELDS = tuple(VARIANT_COLUMNS)
-"""What one series shares; its configurations differ in (n, iterations) only."""
+from bench.config import Configuration, Sweep
 
 RECORD_FIELDS = ("schema_version", "sweep_id", "shard_index", "shard_count", "machine")
 """What sweep.json records beside the sweep's own fields (see :func:`record`)."""
@@ -57,10 +54,6 @@ def parse_shard(text: str) -> Shard:
     return Shard(index, count)
 
 
-def series_key(config: Configuration) -> tuple:
-    return tuple(getattr(config, name) for name in SERIES_FIELDS)
-
-
 # Rough costs, only to balance shards (never reported as a measurement): microseconds of per-iteration
 # overhead by mode, nanoseconds per element by device, seconds to start a worker and to compile.
 OVERHEAD_US = {"eager": 40.0, "jit-step": 15.0, "jit-loop": 3.0, "jit-loop-parallel": 5.0}
@@ -84,10 +77,11 @@ def estimated_seconds(config: Configuration, sweep: Sweep) -> float:
 
 
 def series(configs: list[Configuration]) -> dict[tuple, list[Configuration]]:
-    """The configurations grouped by series (first appearance order), each in increasing (n, iterations)."""
+    """The configurations grouped by series, their :attr:`Configuration.variant_key` (first appearance order), each
+    in increasing (n, iterations)."""
     found: dict[tuple, list[Configuration]] = {}
     for config in configs:
-        found.setdefault(series_key(config), []).append(config)
+        found.setdefault(config.variant_key, []).append(config)
     return {key: sorted(group, key=lambda c: (c.n, c.iterations)) for key, group in found.items()}
 
 

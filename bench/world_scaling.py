@@ -121,7 +121,7 @@ def shared_cores_note(spread: pd.DataFrame) -> str:
     )
 
 
-def scaling_section(summary: pd.DataFrame, template: Section):
+def begin_section(summary: pd.DataFrame, template: Section):
     """What each scaling table starts from: the one-device rows, the rows across devices, an empty copy of
     ``template`` (its note ending with :func:`shared_cores_note`) and the one-device time per (variant, n,
     iterations)."""
@@ -132,7 +132,7 @@ def scaling_section(summary: pd.DataFrame, template: Section):
 
 
 def strong_section(summary: pd.DataFrame) -> Section:
-    _, spread, section, base = scaling_section(summary, STRONG)
+    _, spread, section, base = begin_section(summary, STRONG)
     for (*key, n, iterations), rows in spread.groupby([*VARIANT_COLUMNS, *POINT_COLUMNS], sort=True):
         key = tuple(key)
         t1 = base.get((*key, n, iterations))
@@ -160,7 +160,7 @@ def strong_section(summary: pd.DataFrame) -> Section:
 
 
 def weak_section(summary: pd.DataFrame) -> Section:
-    _, spread, section, base = scaling_section(summary, WEAK)
+    _, spread, section, base = begin_section(summary, WEAK)
     for row in spread.sort_values([*VARIANT_COLUMNS, "n", "world", "iterations"]).itertuples():
         key = tuple(getattr(row, c) for c in VARIANT_COLUMNS)
         per_device = row.n // row.world
@@ -193,7 +193,7 @@ def crossover_sizes(overhead_us: float, per_element_us: float, allreduce_us: flo
 
 
 def crossover_section(summary: pd.DataFrame) -> Section:
-    single, spread, section, base = scaling_section(summary, CROSSOVER)
+    single, spread, section, base = begin_section(summary, CROSSOVER)
     fits = fit_variants(single)
     for (*key, world), rows in spread.groupby([*VARIANT_COLUMNS, "world"], sort=True):
         key = tuple(key)

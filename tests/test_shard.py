@@ -47,7 +47,7 @@ def test_split_puts_every_configuration_in_one_shard_with_whole_series_in_increa
     for index, part in enumerate(shards):
         for key, group in shard.series(part).items():
             assert owner.setdefault(key, index) == index  # a series never spans two shards
-            sizes = [(c.n, c.iterations) for c in part if shard.series_key(c) == key]
+            sizes = [(c.n, c.iterations) for c in part if c.variant_key == key]
             assert sizes == sorted(sizes) == [(c.n, c.iterations) for c in group]
 
 
