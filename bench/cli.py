@@ -54,6 +54,15 @@ class DiskFullStop(Exception):
     """The run folder's disk filled up: reported as one line, exit status 3."""
 
 
+def disk_full_stop(error: results.DiskFull, folder: Path) -> DiskFullStop:
+    """The one line (exit status 3) of a disk that filled up while ``folder``'s configurations were being
+    written or repaired: what was finished is intact, and how to go on."""
+    return DiskFullStop(
+        f"{error.strerror}; the configurations finished before are intact in {folder}; free some space, then"
+        f" finish with: {runfolder.resume_command(folder)}"
+    )
+
+
 def sentence(text: str) -> str:
     """``text`` as a sentence: a capital first letter and a full stop at the end."""
     text = text.strip()
@@ -457,10 +466,7 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
             try:
                 runfolder.repair(folder)
             except results.DiskFull as error:
-                raise DiskFullStop(
-                    f"{error.strerror}; the finished configurations in {folder} are intact; free some space, then"
-                    f" finish with: python -m bench run --resume {folder}"
-                ) from None
+                raise disk_full_stop(error, folder) from None
             done = runfolder.done_keys(folder)
             configs = [c for c in configs if c.key not in done]
             return sweep_into(folder, sweep, run_id, configs, console, load_before, machine)
@@ -524,17 +530,14 @@ def sweep_into(
     except KeyboardInterrupt:
         progress.close()
         message = (
-            f"interrupted: finished configurations are in {folder}; finish with: python -m bench run --resume {folder}"
+            f"interrupted: finished configurations are in {folder}; finish with: {runfolder.resume_command(folder)}"
         )
         with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
             console.print(message, highlight=False, soft_wrap=True)
         return exitcodes.INTERRUPTED
     except results.DiskFull as error:
         progress.close()
-        raise DiskFullStop(
-            f"{error.strerror}; the configurations finished before are intact in {folder}; free some space, then"
-            f" finish with: python -m bench run --resume {folder}"
-        ) from None
+        raise disk_full_stop(error, folder) from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import results, shard
+from bench import results, runfolder, shard
 from bench.config import Sweep
 from bench.runner import plan
 
@@ -130,7 +130,7 @@ def check_machine(machine: str, group: list[Part]) -> None:
         if not expected <= done:
             raise MergeError(
                 f"{part}: unfinished ({len(expected - done)} of {len(expected)} configurations missing);"
-                f" finish it with: python -m bench run --resume {part.folder}"
+                f" finish it with: {runfolder.resume_command(part.folder)}"
             )
 
 

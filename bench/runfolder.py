@@ -29,6 +29,11 @@ LOCK = ".lock"
 after the run (a lock dies with its process, so a killed run's file blocks nobody)."""
 
 
+def resume_command(folder: Path) -> str:
+    """The command that finishes the interrupted run in ``folder`` (what every "finish with" message names)."""
+    return f"python -m bench run --resume {folder}"
+
+
 class FolderError(ValueError):
     """A run folder that cannot be written, is being written by another run, or was tampered with."""
 
