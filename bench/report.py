@@ -581,7 +581,7 @@ def scaling_section(summary: pd.DataFrame, *, best_only: bool = False) -> Sectio
         label_columns=2,
     )
     for key, fit in fit_variants(summary).items():
-        if best_only and tuple(key[:6]) not in keep:
+        if best_only and tuple(key[: len(VARIANT_COLUMNS)]) not in keep:
             continue
         where = dict(zip(FIT_COLUMNS, key, strict=True))
         form = "" if where["form"] in ("", where["formulation"]) else f" [{where['form']}]"
@@ -632,7 +632,7 @@ def best_crossover_section(summary: pd.DataFrame) -> Section:
     fits = fit_variants(summary)
     best = best_variant_rows(ok)
     best_keys = set(map(tuple, best[VARIANT_COLUMNS].to_numpy()))
-    keys = sorted(k for k in fits if tuple(k[:6]) in best_keys)  # fit keys end in the form
+    keys = sorted(k for k in fits if tuple(k[: len(VARIANT_COLUMNS)]) in best_keys)  # fit keys end in the form
     section = Section(
         "Crossovers between frameworks' best variants (from the scaling model)",
         ["dtype", "faster at large n", "than", "from"],
